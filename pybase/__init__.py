@@ -1,0 +1,1 @@
+"""Shared logic behind the python-base nox sessions: matrix, engine, upstream, images, audit."""
