@@ -1,0 +1,141 @@
+"""versions.yaml validation: the real file loads, and every malformed input names line and field."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pybase import matrix
+
+VALID = matrix.DEFAULT_PATH.read_text(encoding="utf-8")
+
+
+def replace(old: str, new: str, text: str = VALID) -> str:
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_the_shipped_file_is_valid() -> None:
+    m = matrix.load()
+    assert m.debian.default == "bookworm"
+    assert {e.minor for e in m.python} >= {"3.11", "3.12", "3.13", "3.14"}
+    built = [t.key for t in m.targets()]
+    assert built == ["3.13.15-bookworm", "3.13.15-trixie"]
+
+
+def test_selectors_narrow_and_unknown_selector_fails() -> None:
+    m = matrix.load()
+    assert [t.key for t in m.targets(only=["3.13-trixie"])] == ["3.13.15-trixie"]
+    assert [t.key for t in m.targets(only=["3.12.13-bookworm"])] == ["3.12.13-bookworm"]
+    assert len(m.targets(include_all=True)) == 7
+    with pytest.raises(matrix.MatrixError, match="'3.9' matches no entry"):
+        m.targets(only=["3.9"])
+
+
+BAD_CASES = {
+    "missing field": (
+        replace('    sha256: 1e66a7945a48390ee4c2a4268a0e4185884059a13c4aab6d148aa208deea4a76\n', ""),
+        '  - minor: "3.13"',
+        r"python\[0\]\.sha256: required field is missing",
+    ),
+    "wrong type": (
+        replace("    build: true", "    build: sometimes"),
+        "build: sometimes",
+        r"python\[0\]\.build: Input should be a valid boolean",
+    ),
+    "unknown key (typo)": (
+        replace("    build: true", "    biuld: true"),
+        "biuld: true",
+        r"python\[0\]\.biuld: unknown field \(a typo\?\)",
+    ),
+    "bad version string": (
+        replace('version: "3.13.15"', 'version: "3.13.x"'),
+        '"3.13.x"',
+        r"python\[0\]\.version: '3\.13\.x' does not have the expected form \(an exact version",
+    ),
+    "unquoted version read as a number": (
+        replace('minor: "3.13"', "minor: 3.13"),
+        "minor: 3.13",
+        r"python\[0\]\.minor: expected a string, got the number 3\.13; quote it",
+    ),
+    "patch not matching its minor": (
+        replace('version: "3.13.15"', 'version: "3.12.15"'),
+        '"3.12.15"',
+        r"python\[0\]\.version: '3\.12\.15' is not a 3\.13 release",
+    ),
+    "sha256 too short": (
+        replace("1e66a7945a48390ee4c2a4268a0e4185884059a13c4aab6d148aa208deea4a76", "1e66a79"),
+        "sha256: 1e66a79",
+        r"python\[0\]\.sha256: '1e66a79' does not have the expected form \(64 lowercase hex",
+    ),
+    "sha256 not hex": (
+        replace("1e66a7945a48390ee4c2a4268a0e4185884059a13c4aab6d148aa208deea4a76", "z" * 64),
+        "sha256: zzzz",
+        r"python\[0\]\.sha256: .*64 lowercase hex",
+    ),
+    "duplicate entry": (
+        replace('  - minor: "3.12"\n    version: "3.12.13"', '  - minor: "3.13"  # again\n    version: "3.13.14"'),
+        "# again",
+        r"python\[2\]\.minor: python 3\.13 is declared twice \(first at python\[0\]\)",
+    ),
+    "unknown Debian release": (
+        replace("    debian: [bookworm, trixie]\n    build: true", "    debian: [bookworm, buster]\n    build: true"),
+        "[bookworm, buster]",
+        r"python\[0\]\.debian\[1\]: Input should be 'bullseye', 'bookworm', 'trixie' or 'forky'",
+    ),
+    "release used but not declared": (
+        replace("    trixie: {version: \"13\"}\n", ""),
+        "    debian: [bookworm, trixie]",
+        r"python\[0\]\.debian\[1\]: release 'trixie' is not declared under debian\.releases",
+    ),
+    "default release not declared": (
+        replace("default: bookworm", "default: forky"),
+        "default: forky",
+        r"debian\.default: 'forky' is not one of debian\.releases",
+    ),
+    "empty matrix": (
+        VALID[: VALID.index("\npython:\n")] + "\npython: []\n",
+        "python: []",
+        r"python: List should have at least 1 item",
+    ),
+    "duplicate mapping key": (
+        replace("    build: true", "    build: true\n    build: false"),
+        "build: false",
+        r"key 'python\[0\]\.build' appears twice",
+    ),
+    "tab indentation": (
+        replace("  name: python-base", "\tname: python-base"),
+        "\tname: python-base",
+        r"not valid YAML: found character '\\t'",
+    ),
+    "anchor and alias": (
+        replace("    debian: [bookworm, trixie]\n    build: true", "    debian: &both [bookworm, trixie]\n    build: true")
+        .replace("    debian: [bookworm, trixie]\n    build: false", "    debian: *both\n    build: false", 1),
+        "&both",
+        r"YAML anchor 'both' is not allowed here",
+    ),
+    "not YAML at all": ("{{{ this is : not [ yaml", None, r"not valid YAML"),
+    "a list instead of a mapping": ("- just\n- a list\n", "- just", r"expected a mapping at the top level, got list"),
+    "empty file": ("# only a comment\n", "# only", r"the file is empty"),
+}
+
+
+@pytest.mark.parametrize("text, needle, message", BAD_CASES.values(), ids=BAD_CASES.keys())
+def test_malformed_input_is_rejected_with_file_line_and_field(
+    text: str, needle: str, message: str
+) -> None:
+    with pytest.raises(matrix.MatrixError) as info:
+        matrix.parse(text, "versions.yaml")
+    error = str(info.value)
+    line = line_of(text, needle)
+    assert re.search(rf"^versions\.yaml:{line}: .*{message}", error, re.MULTILINE), error
+
+
+def test_missing_file_is_named(tmp_path: object) -> None:
+    with pytest.raises(matrix.MatrixError, match=r"nowhere\.yaml: cannot read"):
+        matrix.load(matrix.Path(str(tmp_path)) / "nowhere.yaml")
