@@ -119,7 +119,7 @@ BAD_CASES = {
         "&both",
         r"YAML anchor 'both' is not allowed here",
     ),
-    "not YAML at all": ("{{{ this is : not [ yaml", None, r"not valid YAML"),
+    "not YAML at all": ("{{{ this is : not [ yaml", "{{{", r"not valid YAML"),
     "a list instead of a mapping": ("- just\n- a list\n", "- just", r"expected a mapping at the top level, got list"),
     "empty file": ("# only a comment\n", "# only", r"the file is empty"),
 }
