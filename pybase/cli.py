@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from pybase import engine, matrix, upstream
+from pybase import engine, images, matrix, upstream
 
 
 def _targets(args: argparse.Namespace) -> list[matrix.Target]:
@@ -41,6 +41,17 @@ def _report(outcome: upstream.Outcome) -> None:
     print(f"bootstrap: {verb} {outcome.image} in {outcome.seconds:.1f} s", flush=True)
 
 
+def cmd_build(args: argparse.Namespace) -> None:
+    m = matrix.load()
+    targets = _targets(args)
+    engine.require()
+    variants = args.variant or m.variants
+    for target in targets:
+        for variant in variants:
+            built = images.build(m, target, variant)
+            print(f"build: {built.ref} ({len(built.tags)} tags) in {built.seconds:.1f} s", flush=True)
+
+
 def cmd_targets(args: argparse.Namespace) -> None:
     for target in _targets(args):
         print(target.key)
@@ -61,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     boot.add_argument("--refresh", action="store_true", help="rebuild even if a matching image exists")
     boot.add_argument("--optimize", action="store_true", help="PGO+LTO for this run")
     boot.set_defaults(func=cmd_bootstrap)
+    build = with_selection(sub.add_parser("build", help="build the hardened images"))
+    build.add_argument("--variant", action="append", choices=["runtime", "build", "dev"],
+                       help="only these variants (repeatable); default: versions.yaml's")
+    build.set_defaults(func=cmd_build)
     with_selection(sub.add_parser("targets", help="list selected entries")).set_defaults(func=cmd_targets)
 
     args = parser.parse_args(argv)

@@ -1,0 +1,91 @@
+"""Build the hardened images (images/python-base/Dockerfile) for the selected matrix entries."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pybase import engine, tags
+from pybase.matrix import Matrix, Target
+
+REPO = Path(__file__).resolve().parent.parent
+CONTEXT = REPO / "images" / "python-base"
+LABEL_PREFIX = "org.opencontainers.image"
+
+
+@dataclass(frozen=True)
+class Built:
+    target: Target
+    variant: str
+    ref: str
+    tags: list[str]
+    seconds: float
+
+
+def git_revision() -> str:
+    """HEAD's commit, marked -dirty when the work tree differs (so a label never lies)."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                              check=False)
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def image_name(matrix: Matrix) -> str:
+    """Local repository name; publishing prefixes the registry."""
+    return matrix.image.name
+
+
+def build(matrix: Matrix, target: Target, variant: str, build_date: date | None = None) -> Built:
+    started = time.monotonic()
+    build_date = build_date or datetime.now(UTC).date()
+    upstream_digest = engine.image_id(target.upstream_image)
+    if upstream_digest is None:
+        raise engine.EngineError(
+            f"upstream image {target.upstream_image} is missing; run `nox -s bootstrap` first"
+        )
+    revision = git_revision()
+    stamp = build_date.strftime(matrix.tags.date_format)
+    ref = f"{image_name(matrix)}:{tags.local_tag(target, variant)}"
+    all_tags = tags.tags_for(matrix, target, variant, build_date)
+    labels = {
+        "title": f"{matrix.image.name} ({variant})",
+        "description": f"{matrix.image.title}: Python {target.python.version} on Debian "
+                       f"{target.release}, {variant} variant",
+        "version": all_tags[0],
+        "revision": revision,
+        "created": build_date.isoformat(),
+        "source": matrix.image.source,
+        "licenses": matrix.image.licenses,
+        "vendor": matrix.image.vendor,
+        "base.name": target.upstream_image,
+        "base.digest": upstream_digest,
+    }
+    args = [
+        "build", "--progress=plain", str(CONTEXT),
+        "--build-arg", f"UPSTREAM_IMAGE={target.upstream_image}",
+        "--build-arg", f"UPSTREAM_DIGEST={upstream_digest}",
+        "--build-arg", f"VARIANT={variant}",
+        "--build-arg", f"OS_UPGRADE_STAMP={stamp}",
+        "--build-arg", f"BUILD_DATE={build_date.isoformat()}",
+        "--build-arg", f"GIT_REVISION={revision}",
+        "-t", ref,
+    ]
+    for key, value in labels.items():
+        args += ["--label", f"{LABEL_PREFIX}.{key}={value}"]
+    for tag in all_tags:
+        args += ["-t", f"{image_name(matrix)}:{tag}"]
+    site_ca = os.environ.get("PYTHON_BASE_BUILD_CA")
+    if site_ca:
+        if not Path(site_ca).is_file():
+            raise engine.EngineError(f"PYTHON_BASE_BUILD_CA={site_ca}: no such file")
+        args += ["--secret", f"id=build-ca,src={site_ca}"]
+    engine.docker(*args)
+    return Built(target, variant, ref, all_tags, time.monotonic() - started)

@@ -1,0 +1,254 @@
+"""Runs images/python-base/files/python-base-entrypoint with /bin/sh (dash on Debian)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+FILES = Path(__file__).resolve().parents[2] / "images" / "python-base" / "files"
+SCRIPT = FILES / "python-base-entrypoint"
+SECRET = "s3cr3t-do-not-print"
+PREFIX = "python-base-entrypoint: error: "
+# The image runs it with Debian's /bin/sh, which is dash; test with dash itself.
+SH = "/bin/dash" if Path("/bin/dash").exists() else "/bin/sh"
+
+
+def _import_file_secrets() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("file_secrets_parity", FILES / "file_secrets.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # No __pycache__ next to files that the Dockerfile copies into the image.
+    sys.dont_write_bytecode, saved = True, sys.dont_write_bytecode
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = saved
+    return module
+
+
+file_secrets = _import_file_secrets()
+
+
+def run(
+    env: dict[str, str], *cmd: str, pre: list[str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the entrypoint with exactly `env` (plus PATH); default CMD dumps the env."""
+    return subprocess.run(
+        [*(pre or []), SH, str(SCRIPT), *(cmd or ("env", "-0"))],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def child_env(proc: subprocess.CompletedProcess[bytes]) -> dict[bytes, bytes]:
+    assert proc.returncode == 0, proc.stderr
+    pairs = (item.split(b"=", 1) for item in proc.stdout.split(b"\0") if item)
+    env = {k: v for k, v in pairs}
+    env.pop(b"PWD", None)  # dash exports PWD by itself
+    return env
+
+
+@pytest.fixture
+def sdir() -> Iterator[Path]:
+    # World-traversable, so the setpriv case (uid 65534) can reach it too.
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)
+        yield Path(tmp)
+
+
+def secret(d: Path, data: bytes, name: str = "secret") -> str:
+    path = d / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_value_from_file_one_newline_removed(sdir: Path) -> None:
+    env = child_env(run({"DB_PASSWORD_FILE": secret(sdir, b"pw\n\n")}))
+    assert env[b"DB_PASSWORD"] == b"pw\n"
+    assert b"DB_PASSWORD_FILE" not in env
+
+
+def test_multiple_files_and_untouched_rest(sdir: Path) -> None:
+    env = child_env(
+        run(
+            {
+                "A_FILE": secret(sdir, b"one", "a"),
+                "B_FILE": secret(sdir, b"two\n", "b"),
+                "KEEP": "k",
+            }
+        )
+    )
+    assert env == {b"PATH": b"/usr/bin:/bin", b"A": b"one", b"B": b"two", b"KEEP": b"k"}
+
+
+def test_special_characters_byte_exact(sdir: Path) -> None:
+    raw = "sp ace 'q' \"dq\" $HOME ${X} \\n \\ `id` $(id) * é 日本\r\n\tx".encode() + b"\xff\xfe"
+    assert child_env(run({"X_FILE": secret(sdir, raw + b"\n")}))[b"X"] == raw
+
+
+def test_large_value(sdir: Path) -> None:
+    raw = (b"0123456789abcdef" * 63 + b"\n") * 100  # ~100 KiB, many lines
+    assert child_env(run({"BIG_FILE": secret(sdir, raw + b"\n")}))[b"BIG"] == raw
+
+
+def test_large_unrelated_variable_stays_fast(sdir: Path) -> None:
+    # Guards against quadratic parsing: a ~120 KiB line (the kernel caps one
+    # variable at 128 KiB) that even contains _FILE=.
+    big = "x_FILE=" + "y" * 120_000
+    start = time.monotonic()
+    env = child_env(run({"HUGE": big, "A_FILE": secret(sdir, b"v")}))
+    assert time.monotonic() - start < 5
+    assert env[b"HUGE"] == big.encode() and env[b"A"] == b"v"
+
+
+def test_look_alike_lines_inside_values_are_ignored() -> None:
+    tricky = "line\nexport FAKE_FILE=/nonexistent\nexport  X_FILE='/x'"
+    assert child_env(run({"M": tricky}))[b"M"] == tricky.encode()
+
+
+def test_no_file_variables_passes_environment_through() -> None:
+    assert child_env(run({"A": "1", "B": "two words"})) == {
+        b"PATH": b"/usr/bin:/bin",
+        b"A": b"1",
+        b"B": b"two words",
+    }
+
+
+def test_default_ignore_and_override(sdir: Path) -> None:
+    path = secret(sdir, b"pem")
+    env = child_env(run({"SSL_CERT_FILE": path, "AWS_WEB_IDENTITY_TOKEN_FILE": path}))
+    assert env[b"SSL_CERT_FILE"] == path.encode() and b"SSL_CERT" not in env
+    env = child_env(run({"SSL_CERT_FILE": path, "PYTHON_BASE_SECRETS_IGNORE": "X_FILE  Y"}))
+    assert env[b"SSL_CERT"] == b"pem" and b"SSL_CERT_FILE" not in env
+    env = child_env(run({"A_FILE": path, "PYTHON_BASE_SECRETS_IGNORE": "A"}))
+    assert env[b"A_FILE"] == path.encode()
+
+
+def test_allow_empty(sdir: Path) -> None:
+    env = {"A_FILE": secret(sdir, b"\n"), "PYTHON_BASE_SECRETS_ALLOW_EMPTY": "Z A"}
+    assert child_env(run(env))[b"A"] == b""
+
+
+def expect_error(env: dict[str, str], variable: str, reason: str, **kw: list[str]) -> None:
+    proc = run(env, "sh", "-c", "echo CMD-RAN", **kw)
+    assert proc.returncode == 78
+    assert proc.stdout == b""  # the CMD never started
+    err = proc.stderr.decode()
+    assert err.startswith(f"{PREFIX}{variable}=") and err.count("\n") == 1, err
+    assert err.rstrip("\n").endswith(f": {reason}"), err
+    assert SECRET.encode() not in proc.stdout + proc.stderr
+
+
+def parity(env: dict[str, str]) -> None:
+    """The shell and file_secrets.py must reject with the same message."""
+    with pytest.raises(file_secrets.SecretFileError) as info:
+        file_secrets.load(dict(env))
+    assert run(env).stderr.decode() == f"{PREFIX}{info.value}\n"
+
+
+def test_both_set(sdir: Path) -> None:
+    env = {"A": SECRET, "A_FILE": secret(sdir, SECRET.encode())}
+    expect_error(env, "A_FILE", "A is also set; set only one of A and A_FILE")
+    parity(env)
+
+
+def test_conflict_with_another_file_variable(sdir: Path) -> None:
+    path = secret(sdir, SECRET.encode())
+    env = {"A_FILE": path, "A_FILE_FILE": path}
+    expect_error(env, "A_FILE_FILE", "A_FILE is also set; set only one of A_FILE and A_FILE_FILE")
+    parity(env)
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("", "path is empty"),
+        ("missing", "no such file"),
+        ("dir", "is a directory"),
+        ("dangling", "dangling symbolic link"),
+        ("/dev/null", "not a regular file"),
+        ("empty", "file is empty (list A in PYTHON_BASE_SECRETS_ALLOW_EMPTY to allow)"),
+        ("newline", "file is empty (list A in PYTHON_BASE_SECRETS_ALLOW_EMPTY to allow)"),
+        ("nul", "contains a NUL byte, which an environment variable cannot hold"),
+    ],
+)
+def test_bad_secret_files(sdir: Path, where: str, reason: str) -> None:
+    (sdir / "dir").mkdir()
+    (sdir / "dangling").symlink_to(sdir / "gone")
+    (sdir / "empty").write_bytes(b"")
+    (sdir / "newline").write_bytes(b"\n")
+    (sdir / "nul").write_bytes(SECRET.encode() + b"\0" + SECRET.encode())
+    path = where if where in ("", "/dev/null") else str(sdir / where)
+    env = {"A_FILE": path, "OK_FILE": secret(sdir, SECRET.encode(), "ok")}
+    expect_error(env, "A_FILE", reason)
+    parity(env)
+
+
+def test_unreadable_file(sdir: Path) -> None:
+    path = secret(sdir, SECRET.encode())
+    os.chmod(path, 0)
+    pre: list[str] = []
+    if os.geteuid() == 0:
+        # Root may read mode-000 files, so drop to nobody for this case.
+        if not Path("/usr/bin/setpriv").exists():
+            pytest.skip("running as root without setpriv: cannot test mode 000")
+        pre = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    expect_error({"A_FILE": path}, "A_FILE", "permission denied", pre=pre)
+
+
+def test_exit_code_propagates_and_cmd_replaces_shell() -> None:
+    assert run({}, "sh", "-c", "exit 7").returncode == 7
+    proc = subprocess.Popen(
+        [SH, str(SCRIPT), "sh", "-c", "echo $$"],
+        env={"PATH": "/usr/bin:/bin"},
+        stdout=subprocess.PIPE,
+    )
+    out, _ = proc.communicate(timeout=30)
+    assert int(out) == proc.pid  # exec, not a child process
+
+
+def test_command_not_found() -> None:
+    assert run({}, "/nonexistent/cmd").returncode == 127
+
+
+def test_no_command_is_a_usage_error() -> None:
+    proc = subprocess.run(
+        [SH, str(SCRIPT)], env={"PATH": "/usr/bin:/bin"}, capture_output=True, check=False
+    )
+    assert proc.returncode == 64
+    assert proc.stderr.startswith(b"python-base-entrypoint: error: no command given")
+
+
+def test_build_info(sdir: Path) -> None:
+    info = secret(sdir, b'{"python": "3.13.1", "debian": "trixie"}\n', "build-info.json")
+    on = {"PYTHON_BASE_LOG_BUILD_INFO": "1", "PYTHON_BASE_BUILD_INFO": info}
+    proc = run(on, "true")
+    assert (proc.returncode, proc.stderr) == (
+        0,
+        b'python-base: {"python": "3.13.1", "debian": "trixie"}\n',
+    )
+    assert run({"PYTHON_BASE_BUILD_INFO": info}, "true").stderr == b""
+    missing = run({**on, "PYTHON_BASE_BUILD_INFO": str(sdir / "nope")}, "true")
+    assert missing.returncode == 0 and missing.stderr.count(b"\n") == 1
+    assert missing.stderr.startswith(b"python-base: build info unavailable")
+
+
+def test_shellcheck_clean() -> None:
+    shellcheck = "/usr/bin/shellcheck"
+    if not Path(shellcheck).exists():
+        pytest.skip("shellcheck not installed (apt-get install shellcheck)")
+    proc = subprocess.run(
+        [shellcheck, "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout
