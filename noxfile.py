@@ -1,0 +1,66 @@
+"""The verbs maintainers type. Sessions stay thin: the logic lives in the pybase package.
+
+    nox -s bootstrap build     set up the engine, the upstream images, then build (the main job)
+    nox -s test                unit tests, then every built image verified with testinfra
+    nox -s audit               pip-audit, Debian security state, SBOM for every built image
+    nox -s lint                ruff, mypy, hadolint, versions.yaml
+
+Selectors after `--` narrow the matrix: `nox -s build test -- 3.13-trixie`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "bootstrap", "build", "test"]
+nox.options.reuse_venv = "yes"
+nox.options.error_on_external_run = True
+
+PACKAGE = "."
+
+
+def install(session: nox.Session, extras: str = "") -> None:
+    session.install("-e", f"{PACKAGE}[{extras}]" if extras else PACKAGE)
+
+
+@nox.session
+def engine(session: nox.Session) -> None:
+    """Start a local Docker Engine if none answers (as root on Debian: installs docker.io)."""
+    install(session)
+    session.run("pybase", "engine")
+
+
+@nox.session
+def bootstrap(session: nox.Session) -> None:
+    """Build debian:<release>-slim and python:<version>-slim-<release> here, from source."""
+    install(session)
+    session.run("pybase", "engine")
+    session.run("pybase", "bootstrap", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the hardened images for every selected entry and variant."""
+    install(session)
+    session.run("pybase", "build", *session.posargs)
+
+
+@nox.session
+def test(session: nox.Session) -> None:
+    """Unit tests, then testinfra against every built image; JUnit XML in reports/."""
+    install(session, "test")
+    selection = [f"--only={s}" for s in session.posargs]
+    session.run("pytest", "--junitxml=reports/junit.xml", *selection)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff and mypy on the Python code, hadolint on every Dockerfile, versions.yaml's schema."""
+    install(session, "lint")
+    session.run("pybase", "targets", "--all", silent=True)
+    session.run("ruff", "check", "pybase", "tests", "noxfile.py")
+    session.run("mypy")
+    dockerfiles = sorted(str(p) for p in Path("images").rglob("Dockerfile"))
+    session.run("hadolint", "--config", ".hadolint.yaml", *dockerfiles)
