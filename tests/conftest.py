@@ -7,10 +7,12 @@ should have been built but is missing fails its tests; it is never skipped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,3 +93,38 @@ def host(container: str) -> Any:
 @pytest.fixture(scope="session")
 def root_host(container: str) -> Any:
     return testinfra.get_host(f"docker://root@{container}")
+
+
+@contextlib.contextmanager
+def detached(*run_args: str) -> Iterator[str]:
+    """`docker run -d` with the given arguments; the container is removed however the test ends."""
+    name = f"pybase-test-{uuid.uuid4().hex[:10]}"
+    docker("run", "-d", "--name", name, *run_args)
+    try:
+        yield name
+    finally:
+        docker("rm", "-f", name, check=False)
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll until predicate() holds; fail after a bounded wait."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {seconds:.0f} s waiting for {what}", pytrace=False)
+
+
+def health(container: str) -> str:
+    result = docker("inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                    container, check=False)
+    return result.stdout.strip()
+
+
+def published_port(container: str, port: int) -> int:
+    """The 127.0.0.1 port Docker published for a container port."""
+    address = docker("port", container, str(port)).stdout.split()[0]
+    host, _, number = address.rpartition(":")
+    assert host == "127.0.0.1", address
+    return int(number)
