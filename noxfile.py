@@ -64,3 +64,10 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
     dockerfiles = sorted(str(p) for p in Path("images").rglob("Dockerfile"))
     session.run("hadolint", "--config", ".hadolint.yaml", *dockerfiles)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Start-up, entrypoint and healthcheck cost, warm rebuild, size: ratios from one run."""
+    install(session)
+    session.run("pybase", "bench", *session.posargs)

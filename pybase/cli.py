@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from pybase import engine, images, matrix, upstream
+from pybase import bench, engine, images, matrix, upstream
 
 
 def _targets(args: argparse.Namespace) -> list[matrix.Target]:
@@ -52,6 +52,11 @@ def cmd_build(args: argparse.Namespace) -> None:
             print(f"build: {built.ref} ({len(built.tags)} tags) in {built.seconds:.1f} s", flush=True)
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    engine.require()
+    bench.run(matrix.load(), _targets(args))
+
+
 def cmd_targets(args: argparse.Namespace) -> None:
     for target in _targets(args):
         print(target.key)
@@ -76,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--variant", action="append", choices=["runtime", "build", "dev"],
                        help="only these variants (repeatable); default: versions.yaml's")
     build.set_defaults(func=cmd_build)
+    with_selection(sub.add_parser("bench", help="speed figures of the built images")).set_defaults(
+        func=cmd_bench)
     with_selection(sub.add_parser("targets", help="list selected entries")).set_defaults(func=cmd_targets)
 
     args = parser.parse_args(argv)
