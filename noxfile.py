@@ -62,7 +62,8 @@ def lint(session: nox.Session) -> None:
     session.run("pybase", "targets", "--all", silent=True)
     session.run("ruff", "check", "pybase", "tests", "noxfile.py")
     session.run("mypy")
-    dockerfiles = sorted(str(p) for p in Path("images").rglob("Dockerfile"))
+    dockerfiles = sorted(str(p) for top in ("images", "tests/downstream")
+                         for p in Path(top).rglob("Dockerfile"))
     session.run("hadolint", "--config", ".hadolint.yaml", *dockerfiles)
 
 
