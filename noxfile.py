@@ -42,17 +42,25 @@ def bootstrap(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build the hardened images for every selected entry and variant."""
-    install(session)
+    """Build the hardened images for every selected entry and variant, each with its SBOM."""
+    install(session, "audit")  # debsbom and cyclonedx-py write the SBOM shipped in each image
     session.run("pybase", "build", *session.posargs)
 
 
 @nox.session
 def test(session: nox.Session) -> None:
     """Unit tests, then testinfra against every built image; JUnit XML in reports/."""
-    install(session, "test")
+    install(session, "test,audit")  # tests/test_audit.py drives pip-audit, debsbom, cyclonedx-py
     selection = [f"--only={s}" for s in session.posargs]
     session.run("pytest", "--junitxml=reports/junit.xml", *selection)
+
+
+@nox.session
+def audit(session: nox.Session) -> None:
+    """pip-audit (offline with $PYBASE_ADVISORY_DB), pending Debian fixes and an SBOM for every
+    built image; reports in reports/audit/ and reports/sbom/."""
+    install(session, "audit")
+    session.run("pybase", "audit", *session.posargs)
 
 
 @nox.session

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from pybase import bench, engine, images, matrix, upstream
+from pybase import audit, bench, engine, images, matrix, sbom, tags, upstream
 
 
 def _targets(args: argparse.Namespace) -> list[matrix.Target]:
@@ -62,6 +64,42 @@ def cmd_targets(args: argparse.Namespace) -> None:
         print(target.key)
 
 
+def _image_refs(args: argparse.Namespace) -> list[str]:
+    """--image REF..., else the local tag of every selected entry and variant."""
+    if args.image:
+        return list(args.image)
+    m = matrix.load()
+    variants = args.variant or m.variants
+    return [f"{images.image_name(m)}:{tags.local_tag(t, v)}" for t in _targets(args)
+            for v in variants]
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    refs = _image_refs(args)
+    engine.require()
+    choice = audit.choose_source(args.advisory_db, args.service, args.osv_url)
+    options = audit.Options(checks=args.check or audit.CHECKS, sbom=not args.no_sbom,
+                            report_dir=args.report_dir)
+    status, _ = audit.run(refs, choice, args.ignore_file, options)
+    return status
+
+
+def cmd_sbom(args: argparse.Namespace) -> None:
+    refs = _image_refs(args)
+    engine.require()
+    for ref in refs:
+        started = time.monotonic()
+        if args.embed:
+            path = sbom.embed(ref, None, args.report_dir / "sbom")
+        else:
+            path = sbom.generate(ref, out_dir=args.report_dir / "sbom").path
+        os_packages, sources, python = sbom.counts(json.loads(path.read_text(encoding="utf-8")))
+        shipped = f", shipped in the image at {sbom.SBOM_PATH_IN_IMAGE}" if args.embed else ""
+        print(f"sbom: {ref}: {path} ({os_packages} OS packages, {sources} source packages, "
+              f"{python} Python packages{shipped}) in {time.monotonic() - started:.1f} s",
+              flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pybase", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,15 +123,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         func=cmd_bench)
     with_selection(sub.add_parser("targets", help="list selected entries")).set_defaults(func=cmd_targets)
 
+    def with_images(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        with_selection(p)
+        p.add_argument("--variant", action="append", choices=["runtime", "build", "dev"],
+                       help="only these variants (repeatable); default: versions.yaml's")
+        p.add_argument("--image", action="append", metavar="REF",
+                       help="audit this image instead of the matrix selection (repeatable)")
+        p.add_argument("--report-dir", type=Path, default=audit.REPORTS,
+                       help="where audit/ and sbom/ reports go (default: reports/)")
+        return p
+
+    aud = with_images(sub.add_parser(
+        "audit", help="pip-audit, pending Debian fixes and SBOM for every built image"))
+    aud.add_argument("--advisory-db", type=Path, metavar="PATH",
+                     help="offline: an OSV database (dir, .zip, .tar.gz); default "
+                          f"${audit.ADVISORY_DB_ENV} if set, else online")
+    aud.add_argument("--service", choices=["pypi", "osv"],
+                     help="online vulnerability service for pip-audit (default: pypi)")
+    aud.add_argument("--osv-url", metavar="URL", help="an OSV /v1/query endpoint (online)")
+    aud.add_argument("--ignore-file", type=Path, default=audit.IGNORE_FILE,
+                     help="accepted findings (default: images/audit-ignore.yaml)")
+    aud.add_argument("--check", action="append", choices=list(audit.CHECKS),
+                     help="only these checks (repeatable); default: python and os")
+    aud.add_argument("--no-sbom", action="store_true", help="do not write the SBOM")
+    aud.set_defaults(func=cmd_audit)
+    bom = with_images(sub.add_parser("sbom", help="CycloneDX SBOM of every built image"))
+    bom.add_argument("--embed", action="store_true",
+                     help=f"also ship it in the image at {sbom.SBOM_PATH_IN_IMAGE} (re-tags)")
+    bom.set_defaults(func=cmd_sbom)
+
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        args.func(args)
-    except (matrix.MatrixError, engine.EngineError, upstream.UpstreamError) as exc:
+        status = args.func(args)
+    except (matrix.MatrixError, engine.EngineError, upstream.UpstreamError, audit.AuditError,
+            sbom.SbomError) as exc:
         print(f"pybase {args.command}: error: {exc}", file=sys.stderr)
         return 2
     print(f"pybase {args.command}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)
-    return 0
+    return int(status or 0)
 
 
 if __name__ == "__main__":

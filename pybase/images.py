@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pybase import engine, tags
+from pybase import engine, sbom, tags
 from pybase.matrix import Matrix, Target
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,7 +43,8 @@ def image_name(matrix: Matrix) -> str:
     return matrix.image.name
 
 
-def build(matrix: Matrix, target: Target, variant: str, build_date: date | None = None) -> Built:
+def build(matrix: Matrix, target: Target, variant: str, build_date: date | None = None,
+          *, quiet: bool = False) -> Built:
     started = time.monotonic()
     build_date = build_date or datetime.now(UTC).date()
     upstream_digest = engine.image_id(target.upstream_image)
@@ -87,5 +88,7 @@ def build(matrix: Matrix, target: Target, variant: str, build_date: date | None 
         if not Path(site_ca).is_file():
             raise engine.EngineError(f"PYTHON_BASE_BUILD_CA={site_ca}: no such file")
         args += ["--secret", f"id=build-ca,src={site_ca}"]
-    engine.docker(*args)
+    engine.docker(*args, capture=quiet)
+    # The SBOM describes exactly this image and ships inside it (one more layer, same tags).
+    sbom.embed(ref, all_tags)
     return Built(target, variant, ref, all_tags, time.monotonic() - started)

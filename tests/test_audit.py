@@ -1,0 +1,351 @@
+"""The audit gate against the real engine, real images and the real PyPA advisory snapshot.
+
+One derived image per module (from the selected runtime image of the default release) carries
+the known-bad state: pip 23.2 in the venv (PYSEC-2023-228, fixed in 23.3) and one Debian package
+downgraded to the release suite's version while the security/updates suite has a newer one.
+It is built once, with the host CA bundle as a BuildKit secret for PyPI, and removed at the end
+together with every tag and image a test made from it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pybase import audit, cli, engine, matrix, sbom, tags
+
+pytestmark = pytest.mark.image
+
+REPO = Path(__file__).resolve().parent.parent
+MATRIX = matrix.load()
+ADVISORY_DB = Path(os.environ.get(audit.ADVISORY_DB_ENV) or
+                   REPO.parent / "shared" / "advisories" /
+                   "pypa-advisory-database-20241010.tar.gz")
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+VULNERABLE_PIP = "23.2"
+# Leaf packages of every slim image whose older release-suite version can be installed.
+DOWNGRADE_CANDIDATES = "tzdata libsqlite3-0 zlib1g liblzma5 libssl3"
+
+
+def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    result = engine.docker(*args, capture=True, check=False, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args[:3])} -> {result.returncode}\n"
+                             f"{result.stderr[-2000:]}")
+    return result
+
+
+@dataclass(frozen=True)
+class Base:
+    target: matrix.Target
+    ref: str
+
+
+@dataclass(frozen=True)
+class Derived:
+    ref: str
+    base: Base
+    held_back: tuple[str, str, str] | None  # package, installed (old), the version it replaced
+
+
+@pytest.fixture(scope="module")
+def base(request: pytest.FixtureRequest) -> Base:
+    """The selected runtime image of the default release (else the first selected)."""
+    targets = MATRIX.targets(only=request.config.getoption("only"))
+    if not targets:
+        pytest.fail("no matrix entry selected", pytrace=False)
+    target = min(targets, key=lambda t: not t.is_default_release)
+    ref = f"{MATRIX.image.name}:{tags.local_tag(target, 'runtime')}"
+    if engine.image_id(ref) is None:
+        pytest.fail(f"image {ref} is missing: run `nox -s build` first", pytrace=False)
+    return Base(target, ref)
+
+
+@pytest.fixture(scope="module")
+def choice() -> audit.SourceChoice:
+    if not ADVISORY_DB.exists():
+        pytest.fail(f"advisory snapshot {ADVISORY_DB} is missing (set ${audit.ADVISORY_DB_ENV})",
+                    pytrace=False)
+    return audit.SourceChoice(advisory_db=ADVISORY_DB)
+
+
+DERIVED_DOCKERFILE = """\
+FROM {base}
+USER root
+RUN --mount=type=secret,id=build-ca \\
+    PIP_CERT=/run/secrets/build-ca /opt/venv/bin/python -m pip install -q --no-compile \\
+        "pip=={pip}"
+RUN set -eu; \\
+    apt-get update -q > /dev/null; \\
+    . /etc/os-release; held=; \\
+    for p in {candidates}; do \\
+        inst=$(dpkg-query -W -f='${{Version}}' "$p" 2> /dev/null) || continue; \\
+        rel=$(apt-cache madison "$p" | awk -F'|' -v s=" $VERSION_CODENAME/" \\
+              'index($3, s) {{ gsub(/ /, "", $2); print $2; exit }}'); \\
+        if [ -n "$rel" ] && dpkg --compare-versions "$rel" lt "$inst"; then \\
+            apt-get install -y -q --allow-downgrades --no-install-recommends "$p=$rel" \\
+                > /dev/null; \\
+            held="$p $rel $inst"; break; \\
+        fi; \\
+    done; \\
+    rm -rf /var/lib/apt/lists/*; \\
+    echo "$held" > /pybase-held-back
+USER 10001:10001
+"""
+
+
+@pytest.fixture(scope="module")
+def derived(base: Base) -> Iterator[Derived]:
+    ref = f"pybase-audit-test:{uuid.uuid4().hex[:10]}"
+    made: list[str] = [ref]  # tags and ids to remove, whatever happens
+    try:
+        with tempfile.TemporaryDirectory(prefix="pybase-audit-test-") as context:
+            Path(context, "Dockerfile").write_text(DERIVED_DOCKERFILE.format(
+                base=base.ref, pip=VULNERABLE_PIP, candidates=DOWNGRADE_CANDIDATES))
+            docker("build", "--progress=plain", "--secret", f"id=build-ca,src={HOST_CA}",
+                   "-t", ref, context, timeout=600)
+        made.append(engine.image_id(ref) or ref)
+        held = docker("run", "--rm", "--entrypoint", "cat", ref, "/pybase-held-back").stdout.split()
+        yield Derived(ref, base, (held[0], held[1], held[2]) if len(held) == 3 else None)
+    finally:
+        for leftover in (*made, f"{ref}-sbom"):
+            engine.docker("image", "rm", "-f", leftover, capture=True, check=False)
+
+
+@dataclass
+class Run:
+    status: int
+    reports: list[audit.ImageReport]
+    output: str
+
+
+def run_audit(refs: list[str], choice: audit.SourceChoice, report_dir: Path,
+              ignore_file: Path | None = None, **options: object) -> Run:
+    lines: list[str] = []
+    ignore = ignore_file or report_dir / "no-exceptions.yaml"
+    if ignore_file is None:
+        ignore.write_text("ignore: []\n")
+    status, reports = audit.run(refs, choice, ignore,
+                                audit.Options(report_dir=report_dir, **options),  # type: ignore[arg-type]
+                                echo=lines.append)
+    output = "\n".join(lines)
+    print(output)
+    return Run(status, reports, output)
+
+
+@pytest.fixture(scope="module")
+def vulnerable(derived: Derived, choice: audit.SourceChoice,
+               tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The full audit (python, os, sbom) of the derived image, once."""
+    return run_audit([derived.ref], choice, tmp_path_factory.mktemp("vulnerable-audit"))
+
+
+# --------------------------------------------------------------------------------------------
+
+def test_clean_runtime_image_passes_offline_audit(runtime_image: Any, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    ref = runtime_image.ref
+    status = cli.main(["audit", "--image", ref, "--advisory-db", str(ADVISORY_DB),
+                       "--report-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    print(out)
+    report = json.loads((tmp_path / "audit" / f"{sbom.report_name(ref)}.json").read_text())
+    assert status == 0, f"{ref} does not pass the audit:\n{out}"
+    assert report["status"] == "passed" and report["checks"] == ["python", "os"]
+    envs = {e["environment"]: e["distributions"] for e in report["python"]["environments"]}
+    assert envs["/usr/local"] and envs["/opt/venv"], envs
+    assert report["python"]["source"].startswith("offline OSV database")
+    codename = runtime_image.target.release
+    assert set(report["debian"]["suites"]) == {f"{codename}-security", f"{codename}-updates"}
+    assert report["debian"]["packages"] > 50
+    assert report["sbom"]["os_packages"] == report["debian"]["packages"]
+    assert report["sbom"]["python_packages"] >= 1
+    assert Path(report["sbom"]["path"]).is_file()
+
+
+def test_vulnerable_venv_package_fails_with_advisory_and_fix(vulnerable: Run,
+                                                             derived: Derived) -> None:
+    assert vulnerable.status == 1, vulnerable.output
+    report = vulnerable.reports[0]
+    assert not report.errors
+    assert report.python is not None
+    pip = [f for f in report.python.findings if f.package == "pip"]
+    assert [(f.id, f.version, f.environments) for f in pip] == [
+        ("PYSEC-2023-228", VULNERABLE_PIP, ["/opt/venv"])]
+    assert pip[0].fix_versions == ["23.3"] and "CVE-2023-5752" in pip[0].aliases
+    # the system interpreter's own, newer pip was audited too (a second pip-audit batch)
+    assert any(a.startswith("pip==") and a != f"pip=={VULNERABLE_PIP}"
+               for a in report.python.audited)
+    saved = json.loads(Path(report_path(vulnerable, derived)).read_text())
+    assert saved["status"] == "failed"
+    finding = next(f for f in saved["python"]["findings"] if f["id"] == "PYSEC-2023-228")
+    assert finding["fix_versions"] == ["23.3"] and finding["status"] == "open"
+    table = next(line for line in vulnerable.output.splitlines() if "PYSEC-2023-228" in line)
+    assert "23.3" in table and "OPEN" in table
+
+
+def report_path(run: Run, derived: Derived) -> str:
+    line = next(ln for ln in run.output.splitlines() if ln.strip().startswith("report: "))
+    return line.split("report: ", 1)[1].strip()
+
+
+def test_held_back_debian_package_fails_os_audit(vulnerable: Run, derived: Derived) -> None:
+    assert derived.held_back is not None, (
+        f"no real case: none of {DOWNGRADE_CANDIDATES} has an older version in "
+        f"{derived.base.target.release} than in its -security/-updates suite "
+        "(test_synthetic_security_suite_is_seen_by_apt still covers the logic)")
+    package, old, replaced = derived.held_back
+    report = vulnerable.reports[0]
+    assert report.debian is not None
+    codename = derived.base.target.release
+    found = [f for f in report.debian.findings if f.package == package]
+    assert len(found) == 1, report.debian.findings
+    assert found[0].installed == old and found[0].status == "open"
+    assert found[0].suite in (f"{codename}-security", f"{codename}-updates")
+    assert found[0].candidate == replaced  # the build's upgrade had installed the newest fix
+    assert any(package in line and found[0].suite in line and "OPEN" in line
+               for line in vulnerable.output.splitlines())
+
+
+def test_synthetic_security_suite_is_seen_by_apt(base: Base, tmp_path: Path) -> None:
+    """A local `file:` repository apt really reads: newer versions in -security and -updates
+    are findings, one in -backports is only a notice."""
+    codename = base.target.release
+    arch = docker("run", "--rm", "--entrypoint", "dpkg", base.ref,
+                  "--print-architecture").stdout.strip()
+    repo = tmp_path / "repo"
+    suites = {f"{codename}-security": "tzdata", f"{codename}-updates": "ca-certificates",
+              f"{codename}-backports": "netbase"}
+    for suite, package in suites.items():
+        index = repo / "dists" / suite / "main" / f"binary-{arch}"
+        index.mkdir(parents=True)
+        packages = (f"Package: {package}\nVersion: 99:0-synthetic\nArchitecture: all\n"
+                    "Maintainer: pybase tests <tests@invalid>\nInstalled-Size: 1\n"
+                    f"Filename: pool/{package}_0-synthetic_all.deb\nSize: 1\n"
+                    f"SHA256: {'0' * 64}\nDescription: synthetic newer version\n\n")
+        (index / "Packages").write_text(packages)
+        digest = hashlib.sha256(packages.encode()).hexdigest()
+        (repo / "dists" / suite / "Release").write_text(
+            f"Origin: pybase-test\nLabel: pybase-test\nSuite: {suite}\nCodename: {suite}\n"
+            f"Date: {email.utils.formatdate(usegmt=True)}\nArchitectures: {arch}\n"
+            f"Components: main\nSHA256:\n {digest} {len(packages)} main/binary-{arch}/Packages\n")
+    sources = tmp_path / "pybase-synthetic.list"
+    sources.write_text("".join(f"deb [trusted=yes] file:/srv/pybase-repo {suite} main\n"
+                               for suite in suites))
+    result = audit.debian_check(base.ref, docker_args=[
+        "-v", f"{repo}:/srv/pybase-repo:ro",
+        "-v", f"{sources}:/etc/apt/sources.list.d/pybase-synthetic.list:ro"])
+    findings = {(f.package, f.candidate, f.suite) for f in result.findings}
+    assert findings == {("tzdata", "99:0-synthetic", f"{codename}-security"),
+                        ("ca-certificates", "99:0-synthetic", f"{codename}-updates")}
+    assert [(n.package, n.candidate, n.suite) for n in result.notices] == [
+        ("netbase", "99:0-synthetic", f"{codename}-backports")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # closed again: nothing listens there
+
+
+def test_unreachable_service_fails_the_audit(base: Base, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv(audit.ADVISORY_DB_ENV, raising=False)
+    url = f"http://127.0.0.1:{free_port()}/v1/query"
+    status = cli.main(["audit", "--image", base.ref, "--osv-url", url, "--check", "python",
+                       "--no-sbom", "--report-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    print(out)
+    assert status == 2
+    report = json.loads((tmp_path / "audit" / f"{sbom.report_name(base.ref)}.json").read_text())
+    assert report["status"] == "error" and report["python"] is None
+    assert any("pip-audit could not audit against the online osv service" in e
+               for e in report["errors"]), report["errors"]
+    assert "could not be fully audited" in out and "no known vulnerabilities" not in out
+
+
+def test_expired_exception_fails_the_audit(derived: Derived, choice: audit.SourceChoice,
+                                           tmp_path: Path) -> None:
+    ignore = tmp_path / "audit-ignore.yaml"
+    ignore.write_text("ignore:\n  - id: PYSEC-2023-228\n    reason: accepted once\n"
+                      "    expires: 2020-01-31\n")
+    run = run_audit([derived.ref], choice, tmp_path, ignore, checks=("python",), sbom=False)
+    assert run.status == 2
+    report = run.reports[0]
+    assert any(f"{ignore}:4: entry 'PYSEC-2023-228': expired on 2020-01-31" in e
+               for e in report.errors), report.errors
+    assert report.python is not None
+    assert [f.status for f in report.python.findings if f.id == "PYSEC-2023-228"] == ["open"]
+
+
+def test_valid_exception_turns_findings_into_ignored(derived: Derived,
+                                                     choice: audit.SourceChoice,
+                                                     tmp_path: Path) -> None:
+    ignore = tmp_path / "audit-ignore.yaml"
+    entries: list[tuple[str, str, str | None]] = [("CVE-2023-5752", "pip runs only at build time, never with hg URLs",
+                "pybase-audit-test:*")]
+    if derived.held_back:
+        entries.append((f"debian:{derived.held_back[0]}", "held back on purpose by the test",
+                        None))
+    ignore.write_text("ignore:\n" + "".join(
+        f"  - id: {i}\n    reason: {r}\n    expires: 2099-12-31\n"
+        + (f"    scope: \"{s}\"\n" if s else "") for i, r, s in entries))
+    run = run_audit([derived.ref], choice, tmp_path, ignore, sbom=False)
+    report = run.reports[0]
+    assert run.status == 0, run.output
+    assert report.status == "passed" and report.open_findings == 0
+    assert report.ignored_findings == len(entries)
+    assert report.python is not None
+    pip = next(f for f in report.python.findings if f.id == "PYSEC-2023-228")
+    assert pip.ignored is not None and pip.ignored.id == "CVE-2023-5752"  # matched by alias
+    saved = json.loads(Path(report_path(run, derived)).read_text())
+    statuses = [f["status"] for part in ("python", "debian") for f in saved[part]["findings"]]
+    assert statuses == ["ignored"] * len(entries)
+    assert "IGNORED until 2099-12-31: pip runs only at build time" in run.output
+
+
+def test_sbom_is_merged_and_shipped_in_the_image(derived: Derived, vulnerable: Run,
+                                                 tmp_path: Path) -> None:
+    report = vulnerable.reports[0]
+    assert report.sbom is not None and report.sbom["python_packages"] >= 2  # pip 23.2 and 26
+    labels = engine.image_labels(derived.ref)
+    old_id = engine.image_id(derived.ref)
+    extra = f"{derived.ref.rpartition(':')[2]}-sbom"
+    path = sbom.embed(derived.ref, [extra], out_dir=tmp_path)
+    new_id = engine.image_id(derived.ref)
+    assert new_id and new_id != old_id
+    assert engine.image_id(f"pybase-audit-test:{extra}") == new_id
+    assert engine.image_id(old_id or "") is None  # the untagged scanned image was removed
+    assert engine.image_labels(derived.ref) == labels
+    inspect = json.loads(docker("image", "inspect", derived.ref).stdout)[0]["Config"]
+    assert inspect["User"] == "10001:10001" and inspect["Entrypoint"][0] == "/usr/bin/tini"
+    shipped = docker("run", "--rm", "--entrypoint", "cat", derived.ref,
+                     sbom.SBOM_PATH_IN_IMAGE).stdout
+    assert shipped == path.read_text()
+    document = json.loads(shipped)
+    sbom.validate(document)
+    properties = {p["name"]: p["value"] for p in document["metadata"]["properties"]}
+    assert labels and all(properties[k] == v for k, v in labels.items())
+    purls = {c.get("purl") for c in document["components"]}
+    assert f"pkg:pypi/pip@{VULNERABLE_PIP}" in purls
+    if derived.held_back:
+        package = derived.held_back[0]
+        assert any(p and p.startswith(f"pkg:deb/debian/{package}@") for p in purls)
+    os_packages, _, python_packages = sbom.counts(document)
+    assert vulnerable.reports[0].debian is not None
+    assert os_packages == vulnerable.reports[0].debian.packages
+    assert python_packages == report.sbom["python_packages"]
