@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from image_files import FILES, load_file_secrets
 
-FILES = Path(__file__).resolve().parents[2] / "images" / "python-base" / "files"
 SCRIPT = FILES / "python-base-entrypoint"
 SECRET = "s3cr3t-do-not-print"
 PREFIX = "python-base-entrypoint: error: "
@@ -22,20 +19,7 @@ PREFIX = "python-base-entrypoint: error: "
 SH = "/bin/dash" if Path("/bin/dash").exists() else "/bin/sh"
 
 
-def _import_file_secrets() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("file_secrets_parity", FILES / "file_secrets.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # No __pycache__ next to files that the Dockerfile copies into the image.
-    sys.dont_write_bytecode, saved = True, sys.dont_write_bytecode
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = saved
-    return module
-
-
-file_secrets = _import_file_secrets()
+file_secrets = load_file_secrets()
 
 
 def run(

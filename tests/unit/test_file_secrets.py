@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from image_files import FILES, load_file_secrets
 
-FILES = Path(__file__).resolve().parents[2] / "images" / "python-base" / "files"
-
-
-def _import() -> ModuleType:
-    # The module ships in the image, not in the pybase package, so load it by path.
-    spec = importlib.util.spec_from_file_location("file_secrets", FILES / "file_secrets.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["file_secrets"] = module
-    # No __pycache__ next to files that the Dockerfile copies into the image.
-    sys.dont_write_bytecode, saved = True, sys.dont_write_bytecode
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = saved
-    return module
-
-
-fs = _import()
+fs = load_file_secrets()
 SECRET = "s3cr3t-do-not-print"
 
 
