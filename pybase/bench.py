@@ -32,7 +32,7 @@ def _size(ref: str) -> int:
 
 
 def measure(matrix: Matrix, target: Target, runs: int = 7) -> dict[str, float]:
-    ref = f"{matrix.image.name}:{tags.local_tag(target, 'runtime')}"
+    ref = tags.local_ref(matrix, target, "runtime")
     with_entrypoint = _median_seconds(
         lambda: engine.docker("run", "--rm", ref, "true", capture=True), runs)
     without = _median_seconds(

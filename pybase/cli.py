@@ -70,8 +70,7 @@ def _image_refs(args: argparse.Namespace) -> list[str]:
         return list(args.image)
     m = matrix.load()
     variants = args.variant or m.variants
-    return [f"{images.image_name(m)}:{tags.local_tag(t, v)}" for t in _targets(args)
-            for v in variants]
+    return [tags.local_ref(m, t, v) for t in _targets(args) for v in variants]
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -110,23 +109,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="every declared entry, not only those marked build: true")
         return p
 
+    def with_variants(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        with_selection(p)
+        p.add_argument("--variant", action="append", choices=["runtime", "build", "dev"],
+                       help="only these variants (repeatable); default: versions.yaml's")
+        return p
+
     sub.add_parser("engine", help="start a local engine if none answers").set_defaults(func=cmd_engine)
     boot = with_selection(sub.add_parser("bootstrap", help="build debian and python upstream images"))
     boot.add_argument("--refresh", action="store_true", help="rebuild even if a matching image exists")
     boot.add_argument("--optimize", action="store_true", help="PGO+LTO for this run")
     boot.set_defaults(func=cmd_bootstrap)
-    build = with_selection(sub.add_parser("build", help="build the hardened images"))
-    build.add_argument("--variant", action="append", choices=["runtime", "build", "dev"],
-                       help="only these variants (repeatable); default: versions.yaml's")
-    build.set_defaults(func=cmd_build)
+    with_variants(sub.add_parser("build", help="build the hardened images")).set_defaults(
+        func=cmd_build)
     with_selection(sub.add_parser("bench", help="speed figures of the built images")).set_defaults(
         func=cmd_bench)
     with_selection(sub.add_parser("targets", help="list selected entries")).set_defaults(func=cmd_targets)
 
     def with_images(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        with_selection(p)
-        p.add_argument("--variant", action="append", choices=["runtime", "build", "dev"],
-                       help="only these variants (repeatable); default: versions.yaml's")
+        with_variants(p)
         p.add_argument("--image", action="append", metavar="REF",
                        help="audit this image instead of the matrix selection (repeatable)")
         p.add_argument("--report-dir", type=Path, default=audit.REPORTS,

@@ -38,11 +38,6 @@ def git_revision() -> str:
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def image_name(matrix: Matrix) -> str:
-    """Local repository name; publishing prefixes the registry."""
-    return matrix.image.name
-
-
 def build(matrix: Matrix, target: Target, variant: str, build_date: date | None = None,
           *, quiet: bool = False) -> Built:
     started = time.monotonic()
@@ -54,7 +49,7 @@ def build(matrix: Matrix, target: Target, variant: str, build_date: date | None 
         )
     revision = git_revision()
     stamp = build_date.strftime(matrix.tags.date_format)
-    ref = f"{image_name(matrix)}:{tags.local_tag(target, variant)}"
+    ref = tags.local_ref(matrix, target, variant)
     all_tags = tags.tags_for(matrix, target, variant, build_date)
     labels = {
         "title": f"{matrix.image.name} ({variant})",
@@ -82,7 +77,7 @@ def build(matrix: Matrix, target: Target, variant: str, build_date: date | None 
     for key, value in labels.items():
         args += ["--label", f"{LABEL_PREFIX}.{key}={value}"]
     for tag in all_tags:
-        args += ["-t", f"{image_name(matrix)}:{tag}"]
+        args += ["-t", f"{matrix.image.name}:{tag}"]
     site_ca = os.environ.get("PYTHON_BASE_BUILD_CA")
     if site_ca:
         if not Path(site_ca).is_file():

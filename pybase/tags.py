@@ -28,6 +28,11 @@ def local_tag(target: Target, variant: str) -> str:
     return f"{target.key}{suffix(variant)}"
 
 
+def local_ref(matrix: Matrix, target: Target, variant: str) -> str:
+    """`python-base:3.13.15-bookworm-dev`: the local image of one entry and variant."""
+    return f"{matrix.image.name}:{local_tag(target, variant)}"
+
+
 def tags_for(matrix: Matrix, target: Target, variant: str, build_date: date) -> list[str]:
     """Every tag of one built image, the immutable one first."""
     entry, release = target.python, target.release

@@ -60,7 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def selected_images(config: pytest.Config) -> list[Image]:
     targets = MATRIX.targets(only=config.getoption("only"))
     return [
-        Image(t, variant, f"{MATRIX.image.name}:{tags.local_tag(t, variant)}")
+        Image(t, variant, tags.local_ref(MATRIX, t, variant))
         for t in targets for variant in MATRIX.variants
     ]
 

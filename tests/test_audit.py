@@ -67,7 +67,7 @@ def base(request: pytest.FixtureRequest) -> Base:
     if not targets:
         pytest.fail("no matrix entry selected", pytrace=False)
     target = min(targets, key=lambda t: not t.is_default_release)
-    ref = f"{MATRIX.image.name}:{tags.local_tag(target, 'runtime')}"
+    ref = tags.local_ref(MATRIX, target, "runtime")
     if engine.image_id(ref) is None:
         pytest.fail(f"image {ref} is missing: run `nox -s build` first", pytrace=False)
     return Base(target, ref)

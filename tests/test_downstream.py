@@ -366,7 +366,7 @@ def test_webapp_stops_promptly_on_sigterm(webapp: Built, tmp_path: Path) -> None
 def build_variant(runtime: Image, variant: str) -> Image:
     """The same target's image of another variant: python-base:<key>-build for `build`."""
     return Image(runtime.target, variant,
-                 f"{MATRIX.image.name}:{tags.local_tag(runtime.target, variant)}")
+                 tags.local_ref(MATRIX, runtime.target, variant))
 
 
 @pytest.fixture(scope="module")
