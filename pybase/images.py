@@ -57,7 +57,7 @@ def build(matrix: Matrix, target: Target, variant: str, build_date: date | None 
                        f"{target.release}, {variant} variant",
         "version": all_tags[0],
         "revision": revision,
-        "created": build_date.isoformat(),
+        "created": f"{build_date.isoformat()}T00:00:00Z",  # RFC 3339; the day is what varies
         "source": matrix.image.source,
         "licenses": matrix.image.licenses,
         "vendor": matrix.image.vendor,

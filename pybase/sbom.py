@@ -444,7 +444,7 @@ def generate(ref: str, inv: Inventory | None = None, out_dir: Path | None = None
     with tempfile.TemporaryDirectory(prefix="pybase-sbom-") as tmp:
         scratch = Path(tmp)
         created = labels.get("org.opencontainers.image.created")
-        timestamp = (datetime.fromisoformat(created).replace(tzinfo=UTC) if created else None)
+        timestamp = datetime.fromisoformat(created).astimezone(UTC) if created else None
         document = merge(_os_bom(inv, scratch), _python_bom(dists, scratch), dists, ref, labels,
                          engine.image_id(ref), timestamp)
     validate(document)
