@@ -26,7 +26,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
     m = matrix.load()
     targets = _targets(args)
     engine.require()
-    optimize = m.cpython.optimize or args.optimize
+    optimize = m.cpython.optimize if args.optimize is None else args.optimize
     timings: list[upstream.Outcome] = []
     for release in dict.fromkeys(t.release for t in targets):
         timings.append(upstream.build_debian(release, force=args.refresh))
@@ -118,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("engine", help="start a local engine if none answers").set_defaults(func=cmd_engine)
     boot = with_selection(sub.add_parser("bootstrap", help="build debian and python upstream images"))
     boot.add_argument("--refresh", action="store_true", help="rebuild even if a matching image exists")
-    boot.add_argument("--optimize", action="store_true", help="PGO+LTO for this run")
+    boot.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
+                      help="PGO+LTO for this run (default: versions.yaml's cpython.optimize)")
     boot.set_defaults(func=cmd_bootstrap)
     with_variants(sub.add_parser("build", help="build the hardened images")).set_defaults(
         func=cmd_build)
