@@ -55,7 +55,7 @@ def measure(matrix: Matrix, target: Target, runs: int = 7) -> dict[str, float]:
     finally:
         engine.docker("rm", "-f", name, capture=True, check=False)
     started = time.perf_counter()
-    images.build(matrix, target, "runtime")
+    images.build(matrix, target, "runtime", quiet=True)
     warm_rebuild = time.perf_counter() - started
     return {
         "container_start_s": with_entrypoint,
