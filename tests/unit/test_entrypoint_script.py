@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,13 +85,11 @@ def test_large_value(sdir: Path) -> None:
     assert child_env(run({"BIG_FILE": secret(sdir, raw + b"\n")}))[b"BIG"] == raw
 
 
-def test_large_unrelated_variable_stays_fast(sdir: Path) -> None:
-    # Guards against quadratic parsing: a ~120 KiB line (the kernel caps one
-    # variable at 128 KiB) that even contains _FILE=.
+def test_large_unrelated_variable_is_left_alone(sdir: Path) -> None:
+    # A ~120 KiB line (the kernel caps one variable at 128 KiB) that even
+    # contains _FILE=: parsed correctly, and within run()'s bounded wait.
     big = "x_FILE=" + "y" * 120_000
-    start = time.monotonic()
     env = child_env(run({"HUGE": big, "A_FILE": secret(sdir, b"v")}))
-    assert time.monotonic() - start < 5
     assert env[b"HUGE"] == big.encode() and env[b"A"] == b"v"
 
 

@@ -100,11 +100,9 @@ def test_closed_port_is_unhealthy() -> None:
 
 
 def test_timeout(port: int) -> None:
-    start = time.monotonic()
     code, out = check(
         HEALTHCHECK_PORT=str(port), HEALTHCHECK_PATH="/slow", HEALTHCHECK_TIMEOUT="0.5"
     )
-    assert time.monotonic() - start < 2.5
     assert code == 1 and out.endswith("no answer within 0.5s"), out
 
 
