@@ -43,12 +43,12 @@ class Image:
         return data
 
 
-def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """The docker CLI with output captured; failures show the command's stderr."""
-    result = subprocess.run([engine.client(), *args], capture_output=True, text=True,
-                            timeout=timeout, check=False)
+def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """pybase's docker call with output captured; a failure shows the command's stderr."""
+    result = engine.docker(*args, capture=True, check=False, timeout=timeout)
     if check and result.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args)} -> {result.returncode}\n{result.stderr}")
+        raise AssertionError(f"docker {' '.join(args[:4])} -> {result.returncode}\n"
+                             f"{result.stderr[-2000:]}")
     return result
 
 

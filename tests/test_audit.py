@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import socket
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import docker
 
 from pybase import audit, cli, engine, matrix, sbom, tags
 
@@ -37,14 +37,6 @@ HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 VULNERABLE_PIP = "23.2"
 # Leaf packages of every slim image whose older release-suite version can be installed.
 DOWNGRADE_CANDIDATES = "tzdata libsqlite3-0 zlib1g liblzma5 libssl3"
-
-
-def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    result = engine.docker(*args, capture=True, check=False, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"docker {' '.join(args[:3])} -> {result.returncode}\n"
-                             f"{result.stderr[-2000:]}")
-    return result
 
 
 @dataclass(frozen=True)

@@ -69,10 +69,7 @@ def build(context: Path, tag: str, build_args: dict[str, str],
     all_secrets = {**({"build-ca": ca} if ca else {}), **(extra_secrets or {})}
     for secret_id, src in all_secrets.items():
         args += ["--secret", f"id={secret_id},src={src}"]
-    result = subprocess.run(
-        [engine.client(), *args, str(context)], capture_output=True, text=True,
-        timeout=BUILD_TIMEOUT, check=False, env={**os.environ, "DOCKER_BUILDKIT": "1"},
-    )
+    result = engine.docker(*args, str(context), capture=True, check=False, timeout=BUILD_TIMEOUT)
     if result.returncode != 0:
         pytest.fail(f"building {context.name} ({tag}) failed ({result.returncode}):\n"
                     f"{result.stderr[-6000:]}", pytrace=False)
