@@ -4,6 +4,7 @@
     nox -s test                unit tests, then every built image verified with testinfra
     nox -s audit               pip-audit, Debian security state, SBOM for every built image
     nox -s lint                ruff, mypy, hadolint, versions.yaml
+    nox -s publish             push what passed test and audit and changed (`-- --local`)
 
 Selectors after `--` narrow the matrix: `nox -s build test -- 3.13-trixie`.
 """
@@ -68,6 +69,7 @@ def lint(session: nox.Session) -> None:
     """ruff and mypy on the Python code, hadolint on every Dockerfile, versions.yaml's schema."""
     install(session, "lint")
     session.run("pybase", "targets", "--all", silent=True)
+    session.run("pybase", "pipeline", "--check")
     session.run("ruff", "check", "pybase", "tests", "noxfile.py")
     session.run("mypy")
     dockerfiles = sorted(str(p) for top in ("images", "tests/downstream")
@@ -78,5 +80,27 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Start-up, entrypoint and healthcheck cost, warm rebuild, size: ratios from one run."""
-    install(session)
+    install(session, "audit")  # the warm rebuild embeds the SBOM, as `build` does
     session.run("pybase", "bench", *session.posargs)
+
+
+@nox.session
+def publish(session: nox.Session) -> None:
+    """Push tested, audited images whose content changed; move the rolling tags; changelog and
+    record in reports/publish/. `-- --local` publishes to a registry on 127.0.0.1."""
+    install(session)
+    session.run("pybase", "publish", *session.posargs)
+
+
+@nox.session
+def candidate(session: nox.Session) -> None:
+    """`-- push` / `-- pull`: this pipeline's candidate images in the registry (GitLab jobs)."""
+    install(session)
+    session.run("pybase", "candidate", *session.posargs)
+
+
+@nox.session
+def pipeline(session: nox.Session) -> None:
+    """Write .gitlab-ci.yml's entry list from versions.yaml (lint checks it)."""
+    install(session)
+    session.run("pybase", "pipeline", *session.posargs)

@@ -4,7 +4,7 @@ For each image, three looks, each of which must really happen (an audit that cou
 failed audit, never a clean one):
 
 * Python: every distribution of the system interpreter (/usr/local), the app venv (/opt/venv) and
-  any other dist-info found in the image (pybase.sbom.inventory) goes to `pip-audit --strict
+  any other dist-info found in the image (pybase.inventory) goes to `pip-audit --strict
   --no-deps --disable-pip` as name==version. Vulnerability data comes from an offline OSV
   snapshot (`--advisory-db PATH` or $PYBASE_ADVISORY_DB, served on 127.0.0.1 by
   pybase.osv_server) or from an online service (`--service pypi|osv`). Every requested
@@ -32,7 +32,6 @@ import functools
 import json
 import os
 import re
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +44,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pybase import engine, osv, osv_server, sbom
+from pybase import engine, inventory, osv, osv_server, sbom
 from pybase.audit_ignore import AuditIgnoreError, IgnoreEntry, IgnoreFile, load_ignores
 
 __all__ = [
@@ -65,7 +64,7 @@ _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 
 
-class AuditError(RuntimeError):
+class AuditError(engine.CommandError):
     """An audit could not run (its data could not be gathered or trusted)."""
 
 
@@ -299,7 +298,7 @@ def vulnerability_source(choice: SourceChoice) -> Iterator[VulnerabilitySource]:
 # Python
 # --------------------------------------------------------------------------------------------
 
-def requirement_batches(dists: Sequence[sbom.Distribution]) -> list[list[tuple[str, str]]]:
+def requirement_batches(dists: Sequence[inventory.Distribution]) -> list[list[tuple[str, str]]]:
     """Unique (name, version) pairs split so that no batch names a package twice.
 
     The same name at two versions (pip 26 in /usr/local, pip 23 in the venv) is normal in an
@@ -370,21 +369,16 @@ def _pip_audit(batch: Sequence[tuple[str, str]], source: VulnerabilitySource, sc
     args = [sbom.tool("pip-audit"), "--strict", *source.args, "-r", str(requirements),
             "--no-deps", "--disable-pip", "--cache-dir", str(scratch / "cache"),
             "--progress-spinner", "off", "-f", "json", "-o", str(output)]
-    try:
-        result = subprocess.run(args, capture_output=True, text=True, check=False,
-                                env=source.env, timeout=PIP_AUDIT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise AuditError(f"pip-audit: no answer from the {source.description} within "
-                         f"{PIP_AUDIT_TIMEOUT:.0f} s") from None
+    # Exit 1 also means "vulnerabilities found": the output file tells success from failure.
+    result = engine.run(args, what="pip-audit", env=source.env, timeout=PIP_AUDIT_TIMEOUT,
+                        check=False, error=AuditError)
     if not output.is_file():  # --strict stops before writing when anything was skipped
-        lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
-        errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:]
-        raise AuditError(f"pip-audit could not audit against the {source.description} "
-                         f"(exit {result.returncode}): {_scrub(errors[-1] if errors else '')}")
+        raise AuditError(f"pip-audit could not audit against the {source.description}: "
+                         + _scrub(engine.failure("pip-audit", result)))
     return json.loads(output.read_text(encoding="utf-8"))
 
 
-def python_check(inv: sbom.Inventory, source: VulnerabilitySource) -> PythonResult:
+def python_check(inv: inventory.Inventory, source: VulnerabilitySource) -> PythonResult:
     """pip-audit every distribution of the inventory; raises AuditError if any was not audited."""
     dists = inv.distributions
     result = PythonResult(source=source.description)
@@ -565,18 +559,16 @@ def debian_check(ref: str, docker_args: Sequence[str] = (), timeout: float = APT
     """
     try:
         run = engine.docker("run", "--rm", "--user", "0", "--entrypoint", "sh", *docker_args,
-                            ref, "-c", _APT_SCRIPT, capture=True, check=False, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise AuditError(f"apt-get update/apt-cache in the image took over {timeout:.0f} s"
-                         ) from None
+                            ref, "-c", _APT_SCRIPT, capture=True, check=False, timeout=timeout,
+                            what="apt-get update/apt-cache policy in the image")
+    except engine.EngineError as exc:
+        raise AuditError(str(exc)) from None
     sections = _sections(run.stdout)
     if "update-failed" in sections:
         raise AuditError("apt-get update failed in the image, so pending fixes are unknown: "
                          + _scrub(" | ".join(sections["update-failed"].splitlines()[-3:])))
     if run.returncode != 0 or "end" not in sections:
-        detail = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise AuditError(f"the apt check did not complete (exit {run.returncode}): "
-                         f"{_scrub(detail[0])}")
+        raise AuditError(_scrub(engine.failure("apt check in the image", run)))
     codename = sections.get("codename", "").strip()
     if not codename:
         raise AuditError("/etc/os-release has no VERSION_CODENAME; cannot tell the release's "
@@ -640,24 +632,21 @@ def audit_image(ref: str, source: VulnerabilitySource | None, options: Options =
     started = time.monotonic()
     report = ImageReport(image=ref, checks=list(options.checks),
                          started=datetime.now(UTC).isoformat(timespec="seconds"))
-    found = engine.docker("image", "inspect", "--format",
-                          "{{json .Id}}\t{{json .RepoTags}}\t{{json .Config.Labels}}", ref,
-                          capture=True, check=False)
-    if found.returncode != 0:
+    found = engine.inspect(ref)
+    if found is None:
         report.errors.append(f"image {ref} is missing: run `nox -s build` first")
         return report
-    image_id, repo_tags, labels = (json.loads(part) for part in found.stdout.split("\t"))
-    report.image_id, report.tags, report.labels = image_id, repo_tags or [], labels or {}
+    report.image_id, report.tags, report.labels = found.id, found.repo_tags, found.labels
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # The apt check waits on the network; the Python side runs meanwhile.
         apt = pool.submit(debian_check, ref, options.docker_args) if "os" in options.checks \
             else None
-        inv: sbom.Inventory | None = None
+        inv: inventory.Inventory | None = None
         if "python" in options.checks or options.sbom:
             try:
-                inv = sbom.inventory(ref)
-            except sbom.SbomError as exc:
+                inv = inventory.inventory(ref)
+            except inventory.InventoryError as exc:
                 report.errors.append(f"inventory: {exc}")
         if "python" in options.checks and source is None:
             report.errors.append(f"python: {source_error or 'no vulnerability source was given'}")
@@ -731,7 +720,8 @@ def render(report: ImageReport) -> str:
     if report.sbom is not None:
         s = report.sbom
         out.append(f"  sbom: {s['path']}: {s['os_packages']} OS packages "
-                   f"({s['os_source_packages']} source), {s['python_packages']} Python packages")
+                   f"({s['os_source_packages']} source), {s['python_packages']} Python packages, "
+                   f"CPython {s['cpython'] or 'unknown'}, {s['own_files']} own files")
     for error in report.errors:
         out.append(f"  ERROR {error}")
     return "\n".join(out)

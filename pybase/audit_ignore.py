@@ -7,7 +7,8 @@
         scope: "python-base:3.11-*"   # optional image tag glob
 
 Every exception must expire so accepted risk gets re-reviewed; an expired entry fails the
-load (instead of silently no longer matching) so the gate says *why* it turned red.
+load (instead of silently no longer matching) so the gate says *why* it turned red. Read through
+pybase.validated_yaml, as versions.yaml is: errors give file:line, entry id and the value found.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
+
+from pybase import validated_yaml
+from pybase.validated_yaml import Problem
 
 __all__ = ["AuditIgnoreError", "IgnoreEntry", "IgnoreFile", "load_ignores"]
 
@@ -54,7 +57,7 @@ class IgnoreEntry(BaseModel):
         # accept timestamps and datetimes, which would make the expiry day ambiguous.
         ok_str = isinstance(value, str) and _ISO_DATE.fullmatch(value)
         if isinstance(value, datetime) or not (ok_str or isinstance(value, date)):
-            raise ValueError(f"{value!r} is not a plain date")
+            raise ValueError(f"{validated_yaml.found(value)} is not a plain date")
         return value
 
     def matches(self, ids: Iterable[str], image_tag: str | None) -> bool:
@@ -78,26 +81,6 @@ class IgnoreFile(BaseModel):
         return next((e for e in self.ignore if e.matches(ids, image_tag)), None)
 
 
-def _line(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
-    """1-based line of the deepest node along `loc` (a pydantic error location)."""
-    line = node.start_mark.line if node else 0
-    for step in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == step:
-                    line, child = key.start_mark.line, value
-        elif (
-            isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value)
-        ):
-            child = node.value[step]
-            line = child.start_mark.line
-        if child is None:
-            break  # e.g. a missing key: point at the entry that lacks it
-        node = child
-    return line + 1
-
-
 def _entry_label(data: Any, loc: Sequence[int | str]) -> str:
     if len(loc) < 2 or loc[0] != "ignore" or not isinstance(loc[1], int):
         return "top level"
@@ -106,42 +89,34 @@ def _entry_label(data: Any, loc: Sequence[int | str]) -> str:
     return f"entry {entry_id!r}" if entry_id else f"entry #{loc[1] + 1} (no id)"
 
 
+def _explain(problem: Problem, data: Any) -> str:
+    loc = problem.loc
+    field = str(loc[-1]) if loc and isinstance(loc[-1], str) else ""
+    if problem.kind == "extra_forbidden":
+        known = IgnoreEntry.model_fields if len(loc) > 2 else IgnoreFile.model_fields
+        hint = f"only the keys {', '.join(known)}"
+    elif field in _EXPECTED:
+        hint = _EXPECTED[field]
+    elif len(loc) == 2:  # ("ignore", n): the entry itself is not a mapping
+        hint = "a mapping with id, reason, expires and optional scope"
+    else:
+        hint = "a mapping with a top-level 'ignore:' list"
+    label = _entry_label(data, loc)
+    return f"{label}: {field + ': ' if field else ''}{problem.message}; expected {hint}"
+
+
 def load_ignores(path: Path, today: date) -> IgnoreFile:
-    """Read and check the exceptions file; a missing file means no exceptions."""
+    """Read and check the exceptions file; a missing or empty file means no exceptions."""
     if not path.exists():
         return IgnoreFile()
-    loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
-    try:
-        # One parse gives both the data and the node marks used for line numbers.
-        root = loader.get_single_node()
-        data = (loader.construct_document(root) if root is not None else None) or {}
-    except yaml.YAMLError as exc:
-        raise AuditIgnoreError(f"{path}: not valid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-    try:
-        parsed = IgnoreFile.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = err["loc"]
-            field = str(loc[-1]) if loc and isinstance(loc[-1], str) else ""
-            if err["type"] == "extra_forbidden":
-                known = IgnoreEntry.model_fields if len(loc) > 2 else IgnoreFile.model_fields
-                hint = f"only the keys {', '.join(known)}"
-            elif field in _EXPECTED:
-                hint = _EXPECTED[field]
-            elif len(loc) == 2:  # ("ignore", n): the entry itself is not a mapping
-                hint = "a mapping with id, reason, expires and optional scope"
-            else:
-                hint = "a mapping with a top-level 'ignore:' list"
-            problems.append(
-                f"{path}:{_line(root, loc)}: {_entry_label(data, loc)}: "
-                f"{field + ': ' if field else ''}{err['msg']}; expected {hint}"
-            )
-        raise AuditIgnoreError("\n".join(problems)) from None
+    doc = validated_yaml.parse(path.read_text(encoding="utf-8"), str(path), AuditIgnoreError)
+    if doc is None or doc.data is None:
+        return IgnoreFile()
+    parsed = validated_yaml.validate(
+        IgnoreFile, doc, AuditIgnoreError, lambda problem: _explain(problem, doc.data)
+    )
     expired = [
-        f"{path}:{_line(root, ('ignore', index, 'expires'))}: entry {entry.id!r}: expired on "
+        f"{path}:{doc.line(('ignore', index, 'expires'))}: entry {entry.id!r}: expired on "
         f"{entry.expires} (today is {today}); expected a future date after re-reviewing "
         "the finding, or remove the entry"
         for index, entry in enumerate(parsed.ignore)

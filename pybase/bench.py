@@ -27,8 +27,10 @@ def _median_seconds(action: Callable[[], object], runs: int) -> float:
 
 
 def _size(ref: str) -> int:
-    return int(engine.docker("image", "inspect", "--format", "{{.Size}}", ref,
-                             capture=True).stdout)
+    image = engine.inspect(ref)
+    if image is None:
+        raise engine.EngineError(f"image {ref} is missing: run `nox -s build` first")
+    return image.size
 
 
 def measure(matrix: Matrix, target: Target, runs: int = 7) -> dict[str, float]:

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pybase import audit, bench, engine, images, matrix, sbom, tags, upstream
+from pybase import (
+    audit,
+    bench,
+    candidates,
+    engine,
+    images,
+    local_registry,
+    matrix,
+    pipeline,
+    publish,
+    registry,
+    sbom,
+    tags,
+    upstream,
+)
 
 
 def _targets(args: argparse.Namespace) -> list[matrix.Target]:
@@ -99,6 +114,73 @@ def cmd_sbom(args: argparse.Namespace) -> None:
               flush=True)
 
 
+def _session(args: argparse.Namespace, m: matrix.Matrix) -> registry.Session:
+    """The publish target: --local's registry, else PYTHON_BASE_REGISTRY / CI_REGISTRY_IMAGE /
+    versions.yaml; credentials only from the environment."""
+    if args.local:
+        reg = local_registry.ensure(*local_registry.configured())
+        print(f"publish: local registry at {reg.address} (pid {reg.pid}, data under "
+              f"{reg.directory}); `pybase local-registry stop` stops it")
+        repository = registry.Repository(f"{reg.address}/{m.image.name}")
+    else:
+        repository = registry.resolve_repository(m.image.registry, m.image.name, os.environ)
+    return registry.Session(repository, registry.credentials_from_env(os.environ))
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    m = matrix.load()
+    refs = _image_refs(args)
+    engine.require()
+    with _session(args, m) as session:
+        publisher = publish.Publisher(m, session)
+        if args.rollback:
+            publisher.rollback(args.rollback)
+            return 0
+        sources: dict[str, str] = {}
+        if args.from_candidates:
+            sources = {r.image: r.source for r in candidates.load(refs)}
+        chosen = [publish.Candidate(tags.local_ref(m, t, v), t, v,
+                                    sources.get(tags.local_ref(m, t, v)))
+                  for t in _targets(args) for v in (args.variant or m.variants)]
+        outcomes = publisher.publish(chosen)
+    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("published", "unchanged")}
+    print(f"publish: {len(outcomes)} images to {session.repository.name}: "
+          f"{counts['published']} published, {counts['unchanged']} unchanged; record "
+          f"{publish.RECORDS / 'manifest.json'}")
+    return 0
+
+
+def cmd_candidate(args: argparse.Namespace) -> int:
+    m = matrix.load()
+    refs = _image_refs(args)
+    engine.require()
+    with _session(args, m) as target:
+        repository = candidates.candidate_repository(target.repository)
+    with registry.Session(repository, registry.credentials_from_env(os.environ)) as session:
+        if args.action == "push":
+            pipeline = args.pipeline or os.environ.get("CI_PIPELINE_ID") or "local"
+            candidates.push(session, refs, pipeline)
+        else:
+            candidates.pull(session, candidates.load(refs))
+    return 0
+
+
+def cmd_local_registry(args: argparse.Namespace) -> int:
+    if args.action == "start":
+        reg = local_registry.ensure(*local_registry.configured())
+        print(f"local registry at {reg.address} (pid {reg.pid}, data under {reg.directory})")
+    else:
+        print(local_registry.stop_configured())
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    same = pipeline.sync(matrix.load(), check=args.check)
+    print(f"pipeline: {pipeline.GITLAB_CI.name} "
+          + ("matches versions.yaml" if same else "ENTRY list rewritten from versions.yaml"))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pybase", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,12 +236,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help=f"also ship it in the image at {sbom.SBOM_PATH_IN_IMAGE} (re-tags)")
     bom.set_defaults(func=cmd_sbom)
 
+    def with_target(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        with_variants(p)
+        p.add_argument("--image", action="append", metavar="REF", help=argparse.SUPPRESS)
+        p.add_argument("--local", action="store_true",
+                       help="use (and start if needed) Debian's docker-registry on 127.0.0.1 "
+                            f"with its data under the cache directory; port ${local_registry.PORT_ENV}")
+        return p
+
+    pub = with_target(sub.add_parser(
+        "publish", help="push tested images whose content changed; move the rolling tags"))
+    pub.add_argument("--rollback", metavar="IMMUTABLE_TAG",
+                     help="point the rolling tags of that image back at this immutable tag")
+    pub.add_argument("--from-candidates", action="store_true",
+                     help="promote the pipeline candidates recorded under reports/candidates/")
+    pub.set_defaults(func=cmd_publish)
+    cand = sub.add_parser("candidate",
+                          help="push/pull this pipeline's candidate images (GitLab jobs)")
+    cand.add_argument("action", choices=["push", "pull"])
+    with_target(cand)
+    cand.add_argument("--pipeline", help="candidate tag prefix (default: $CI_PIPELINE_ID)")
+    cand.set_defaults(func=cmd_candidate)
+    loc = sub.add_parser("local-registry", help="start or stop the --local registry")
+    loc.add_argument("action", choices=["start", "stop"])
+    loc.set_defaults(func=cmd_local_registry)
+
+    pipe = sub.add_parser("pipeline", help="write .gitlab-ci.yml's entry list from versions.yaml")
+    pipe.add_argument("--check", action="store_true", help="fail on drift instead of writing")
+    pipe.set_defaults(func=cmd_pipeline)
+
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
         status = args.func(args)
     except (matrix.MatrixError, engine.EngineError, upstream.UpstreamError, audit.AuditError,
-            sbom.SbomError) as exc:
+            sbom.SbomError, registry.RegistryError, publish.PublishError,
+            candidates.CandidateError, local_registry.LocalRegistryError,
+            pipeline.PipelineError) as exc:
         print(f"pybase {args.command}: error: {exc}", file=sys.stderr)
         return 2
     print(f"pybase {args.command}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)

@@ -1,7 +1,13 @@
-"""The container engine: find it, check it, and on a fresh Debian host set one up.
+"""The container engine: find it, check it, run commands, inspect images; on a fresh Debian host
+set one up.
 
 Everything talks to the engine through the `docker` CLI, which honours DOCKER_HOST and is the
-only client that drives BuildKit on Engine 20.10.
+only client that drives BuildKit on Engine 20.10. `client()` is the one place that picks the CLI
+(PYTHON_BASE_ENGINE names the engine; only docker is implemented so far).
+
+`run()` is the one way pybase runs an external program (the engine CLI and the tools: debsbom,
+cyclonedx-py, pip-audit, mmdebstrap, apt): one rule for failures, so that every message reads
+"`<what>` failed (exit N): <last non-empty stderr line>" or "`<what>`: no answer within N s".
 """
 
 from __future__ import annotations
@@ -12,30 +18,93 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MINIMUM_VERSION = (20, 10)
 DOCKERD_LOG = Path("/var/log/python-base-dockerd.log")
 DOCKERD_PID = Path("/run/python-base-dockerd.pid")
 DEBIAN_CLI = "/usr/bin/docker"
+ENGINE_ENV = "PYTHON_BASE_ENGINE"
+ENGINES = ("docker",)
 
 
-class EngineError(RuntimeError):
+class CommandError(RuntimeError):
+    """A command failed, could not start or did not answer in time.
+
+    Each module raises its own subclass (run(..., error=...)), so that callers and the CLI catch
+    the error of the step that failed. `returncode` is None when the command never finished.
+    """
+
+    returncode: int | None = None
+
+
+class EngineError(CommandError):
     """No usable engine, or an engine command failed."""
+
+
+def failure(what: str, result: subprocess.CompletedProcess[str]) -> str:
+    """The one message for a command that exited non-zero."""
+    lines = [ln.strip() for ln in (result.stderr or result.stdout or "").splitlines()
+             if ln.strip()]
+    if result.stderr is None and result.stdout is None:
+        detail = "its output is above"
+    else:
+        detail = lines[-1] if lines else "no error output"
+    return f"`{what}` failed (exit {result.returncode}): {detail}"
+
+
+def run(
+    args: Sequence[str], *, what: str, timeout: float | None = None,
+    env: Mapping[str, str] | None = None, input: str | None = None, check: bool = True,
+    capture: bool = True, cwd: Path | None = None, error: type[CommandError] = CommandError,
+) -> subprocess.CompletedProcess[str]:
+    """Run one command (text mode). `env` replaces the environment when given.
+
+    With check, a non-zero exit raises `error`; a timeout or a program that cannot start always
+    does (there is no result to return). capture=False lets the output through to the terminal.
+    """
+    try:
+        result = subprocess.run(
+            list(args), capture_output=capture, text=True, check=False, timeout=timeout,
+            env=dict(env) if env is not None else None, input=input, cwd=cwd,
+        )
+    except subprocess.TimeoutExpired:
+        raise error(f"`{what}`: no answer within {timeout:.0f} s") from None
+    except OSError as exc:
+        raise error(f"`{what}` could not start: {exc.strerror or exc}: {args[0]}") from None
+    if check and result.returncode != 0:
+        failed = error(failure(what, result))
+        failed.returncode = result.returncode
+        raise failed
+    return result
 
 
 @functools.cache
 def client() -> str:
-    """The docker CLI to use: PYTHON_BASE_DOCKER if set, else one that can drive BuildKit.
+    """The engine CLI to use: PYTHON_BASE_DOCKER if set, else a docker CLI that drives BuildKit.
 
     A newer CLI without the buildx plugin refuses BuildKit builds, while the 20.10 CLI that
     Debian's docker.io ships has BuildKit built in; prefer that one when the first fails.
     """
+    chosen = os.environ.get(ENGINE_ENV) or "docker"
+    if chosen not in ENGINES:
+        raise EngineError(f"{ENGINE_ENV}={chosen}: not supported (yet); supported: "
+                          + ", ".join(ENGINES))
     if os.environ.get("PYTHON_BASE_DOCKER"):
         return os.environ["PYTHON_BASE_DOCKER"]
-    first = shutil.which("docker") or "docker"
-    probe = subprocess.run([first, "buildx", "version"], capture_output=True, check=False)
+    first = shutil.which("docker")
+    if first is None:
+        if Path(DEBIAN_CLI).is_file():
+            return DEBIAN_CLI
+        raise EngineError(
+            "the docker CLI is not installed; on Debian run `nox -s bootstrap` as root "
+            "(it installs docker.io) or install a Docker client"
+        )
+    probe = run([first, "buildx", "version"], what="docker buildx version", check=False,
+                timeout=30, error=EngineError)
     if probe.returncode != 0 and Path(DEBIAN_CLI).is_file():
         return DEBIAN_CLI
     return first
@@ -43,25 +112,16 @@ def client() -> str:
 
 def docker(
     *args: str, capture: bool = False, check: bool = True, timeout: float | None = None,
-    env: dict[str, str] | None = None,
+    env: dict[str, str] | None = None, what: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run one docker CLI command; BuildKit is on so that RUN --mount works."""
-    full_env = {**os.environ, "DOCKER_BUILDKIT": "1", **(env or {})}
-    try:
-        result = subprocess.run(
-            [client(), *args], capture_output=capture, text=True, check=False,
-            timeout=timeout, env=full_env,
-        )
-    except FileNotFoundError:
-        raise EngineError(
-            "the docker CLI is not installed; on Debian run `nox -s bootstrap` as root "
-            "(it installs docker.io) or install a Docker client"
-        ) from None
-    if check and result.returncode != 0:
-        detail = (result.stderr or "").strip().splitlines()[-1:] if capture else []
-        raise EngineError(f"`docker {' '.join(args[:3])} ...` failed ({result.returncode})"
-                          + (f": {detail[0]}" if detail else ""))
-    return result
+    """Run one docker CLI command; BuildKit is on so that RUN --mount works.
+
+    `what` names the command in errors; by default the CLI's subcommand (`docker image rm`).
+    """
+    if what is None:
+        what = "docker " + " ".join(args[:2] if args[:1] == ("image",) else args[:1])
+    return run([client(), *args], what=what, timeout=timeout, check=check, capture=capture,
+               env={**os.environ, "DOCKER_BUILDKIT": "1", **(env or {})}, error=EngineError)
 
 
 def server_version() -> tuple[int, int] | None:
@@ -69,7 +129,7 @@ def server_version() -> tuple[int, int] | None:
     try:
         result = docker("version", "--format", "{{.Server.Version}}",
                         capture=True, check=False, timeout=15)
-    except (EngineError, subprocess.TimeoutExpired):
+    except EngineError:
         return None
     if result.returncode != 0:
         return None
@@ -125,27 +185,89 @@ def install_debian_packages(packages: Sequence[str]) -> None:
         raise EngineError(f"need root to install {' '.join(missing)} (apt-get); run as root "
                           "or install them first")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]):
-        if subprocess.run(command, env=env, check=False).returncode != 0:
-            raise EngineError(f"`{' '.join(command)}` failed")
+    run(["apt-get", "update", "-q"], what="apt-get update", env=env, capture=False,
+        error=EngineError)
+    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+        what=f"apt-get install {' '.join(missing)}", env=env, capture=False, error=EngineError)
 
 
 def _dpkg_installed(package: str) -> bool:
-    result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
-                            capture_output=True, text=True, check=False)
+    result = run(["dpkg-query", "-W", "-f=${Status}", package], what="dpkg-query", check=False,
+                 error=EngineError)
     return result.stdout.endswith(" installed")
+
+
+# --------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImageInspect:
+    """What the engine knows about a local image (`docker image inspect`), typed."""
+
+    id: str                      # sha256:...
+    repo_tags: list[str]
+    repo_digests: list[str]
+    labels: dict[str, str]
+    env: list[str]
+    user: str
+    entrypoint: list[str] | None
+    cmd: list[str] | None
+    workdir: str
+    healthcheck: dict[str, Any] | None
+    exposed_ports: list[str]
+    stop_signal: str | None
+    size: int
+    layers: list[str]            # RootFS.Layers diff ids
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ImageInspect:
+        """One element of `docker image inspect`'s array; the engine writes null for empties."""
+        config = data.get("Config") or {}
+        return cls(
+            id=str(data.get("Id") or ""),
+            repo_tags=list(data.get("RepoTags") or []),
+            repo_digests=list(data.get("RepoDigests") or []),
+            labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+            env=list(config.get("Env") or []),
+            user=str(config.get("User") or ""),
+            entrypoint=config.get("Entrypoint"),
+            cmd=config.get("Cmd"),
+            workdir=str(config.get("WorkingDir") or ""),
+            healthcheck=config.get("Healthcheck"),
+            exposed_ports=sorted(config.get("ExposedPorts") or {}),
+            stop_signal=config.get("StopSignal") or None,
+            size=int(data.get("Size") or 0),
+            layers=list((data.get("RootFS") or {}).get("Layers") or []),
+        )
+
+    @property
+    def environment(self) -> dict[str, str]:
+        """`env` as a mapping (a variable without `=` maps to the empty string)."""
+        return {name: value for name, _, value in (item.partition("=") for item in self.env)}
+
+
+def inspect(ref: str) -> ImageInspect | None:
+    """The image `ref` (a tag or an id), or None when the engine does not have it.
+
+    Any other failure (no engine answering) raises EngineError: a missing engine must never look
+    like a missing image.
+    """
+    result = docker("image", "inspect", ref, capture=True, check=False)
+    if result.returncode != 0:
+        if "no such image" in result.stderr.lower():
+            return None
+        raise EngineError(failure("docker image inspect", result))
+    found = json.loads(result.stdout)
+    return ImageInspect.from_json(found[0]) if found else None
 
 
 def image_labels(ref: str) -> dict[str, str] | None:
     """The labels of a local image, or None if the engine does not have it."""
-    result = docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref,
-                    capture=True, check=False)
-    if result.returncode != 0:
-        return None
-    return json.loads(result.stdout) or {}
+    found = inspect(ref)
+    return found.labels if found else None
 
 
 def image_id(ref: str) -> str | None:
-    result = docker("image", "inspect", "--format", "{{.Id}}", ref, capture=True, check=False)
-    return result.stdout.strip() if result.returncode == 0 else None
+    found = inspect(ref)
+    return found.id if found else None

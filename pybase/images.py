@@ -15,6 +15,7 @@ from pybase.matrix import Matrix, Target
 REPO = Path(__file__).resolve().parent.parent
 CONTEXT = REPO / "images" / "python-base"
 LABEL_PREFIX = "org.opencontainers.image"
+OS_UPGRADE_STAMP_ENV = "PYTHON_BASE_OS_UPGRADE_STAMP"
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,8 @@ def build(matrix: Matrix, target: Target, variant: str, build_date: date | None 
         "--build-arg", f"UPSTREAM_IMAGE={target.upstream_image}",
         "--build-arg", f"UPSTREAM_DIGEST={upstream_digest}",
         "--build-arg", f"VARIANT={variant}",
-        "--build-arg", f"OS_UPGRADE_STAMP={stamp}",
+        # Once per build day; a scheduled run passes its own stamp to take fixes of today.
+        "--build-arg", f"OS_UPGRADE_STAMP={os.environ.get(OS_UPGRADE_STAMP_ENV) or stamp}",
         "--build-arg", f"BUILD_DATE={build_date.isoformat()}",
         "--build-arg", f"GIT_REVISION={revision}",
         "-t", ref,

@@ -1,18 +1,21 @@
 """Load and validate versions.yaml: the build matrix every session works from.
 
-Validation is pydantic's; this module adds what YAML loses on the way to plain data: the line each
-value came from, so that every error names file, line, field and what was expected.
+Validation is pydantic's, read through pybase.validated_yaml: every error names file, line, field,
+the value found and what was expected.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from pybase import validated_yaml
+from pybase.validated_yaml import Location, Problem, dotted, found
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "versions.yaml"
 
@@ -130,20 +133,26 @@ def load(path: Path = DEFAULT_PATH) -> Matrix:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MatrixError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse(text, str(path))
+    return _parse_once(text, str(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_once(text: str, filename: str) -> Matrix:
+    # A command may load the matrix more than once; validating the same text again is waste.
+    # Keyed by content, so an edited file is still read afresh.
+    return parse(text, filename)
 
 
 def parse(text: str, filename: str = "versions.yaml") -> Matrix:
-    data, lines = _load_yaml(text, filename)
-    if not isinstance(data, dict):
-        raise MatrixError(f"{filename}:1: expected a mapping at the top level, got {_kind(data)}")
-    try:
-        result = Matrix.model_validate(data)
-    except ValidationError as exc:
-        errors = [_describe(err, lines, filename) for err in exc.errors()]
-        raise MatrixError("\n".join(errors)) from None
+    doc = validated_yaml.parse(text, filename, MatrixError)
+    if doc is None:
+        raise MatrixError(f"{filename}:1: the file is empty; expected the matrix mapping")
+    if not isinstance(doc.data, dict):
+        got = "nothing" if doc.data is None else f"{type(doc.data).__name__} {found(doc.data)}"
+        raise MatrixError(f"{filename}:1: expected a mapping at the top level, got {got}")
+    result = validated_yaml.validate(Matrix, doc, MatrixError, _explain)
     problems = [
-        f"{filename}:{_line(loc, lines)}: {_dotted(loc)}: {message}"
+        f"{filename}:{doc.line(loc)}: {dotted(loc)}: {message}"
         for loc, message in _cross_checks(result)
     ]
     if problems:
@@ -154,19 +163,22 @@ def parse(text: str, filename: str = "versions.yaml") -> Matrix:
 def _cross_checks(m: Matrix) -> Iterator[tuple[Location, str]]:
     """Rules that span fields, each reported at the value that breaks it."""
     if m.debian.default not in m.debian.releases:
-        yield ("debian", "default"), f"{m.debian.default!r} is not one of debian.releases"
+        yield ("debian", "default"), (
+            f"{m.debian.default!r} is not one of debian.releases ({', '.join(m.debian.releases)})"
+        )
     if "runtime" not in m.variants:
-        yield ("variants",), "must include 'runtime'"
-    if len(set(m.variants)) != len(m.variants):
-        yield ("variants",), "lists a variant twice"
+        yield ("variants",), f"{found(m.variants)} does not include 'runtime'"
+    for i, variant in enumerate(m.variants):
+        if variant in m.variants[:i]:
+            yield ("variants", i), f"variant {variant!r} is listed twice"
     first_seen: dict[str, int] = {}
     for i, entry in enumerate(m.python):
         if not entry.version.startswith(entry.minor + "."):
             yield ("python", i, "version"), f"{entry.version!r} is not a {entry.minor} release"
         if entry.minor in first_seen:
-            yield (
-                ("python", i, "minor"),
-                f"python {entry.minor} is declared twice (first at python[{first_seen[entry.minor]}])",
+            yield ("python", i, "minor"), (
+                f"python {entry.minor!r} is declared twice "
+                f"(first at python[{first_seen[entry.minor]}])"
             )
         first_seen.setdefault(entry.minor, i)
         for j, release in enumerate(entry.debian):
@@ -181,83 +193,21 @@ def _cross_checks(m: Matrix) -> Iterator[tuple[Location, str]]:
         yield ("tags", "latest"), f"{m.tags.latest!r} is not a declared python minor"
 
 
-Location = tuple[str | int, ...]
-
-
-def _load_yaml(text: str, filename: str) -> tuple[object, dict[Location, int]]:
-    """Plain data plus the line of every mapping value and list item.
-
-    Anchors, aliases and explicit tags are refused: a configuration file needs none of them, and
-    aliases are how "billion laughs" documents blow up a parser.
-    """
-    try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
-            if isinstance(token, yaml.AnchorToken | yaml.AliasToken | yaml.TagToken):
-                kind = type(token).__name__.removesuffix("Token").lower()
-                raise MatrixError(
-                    f"{filename}:{token.start_mark.line + 1}: YAML {kind} {token.value!r} is not "
-                    "allowed here; write the value out in full"
-                )
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                raise MatrixError(f"{filename}:1: the file is empty; expected the matrix mapping")
-            lines: dict[Location, int] = {}
-            _index(node, (), lines, filename)
-            return loader.construct_document(node), lines
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        raise MatrixError(f"{filename}:{line}: not valid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise MatrixError(f"{filename}: not valid YAML: {exc}") from None
-
-
-def _index(node: yaml.Node, loc: Location, lines: dict[Location, int], filename: str) -> None:
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        keys: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in keys:
-                raise MatrixError(
-                    f"{filename}:{key_node.start_mark.line + 1}: key {_dotted((*loc, key))!r} "
-                    "appears twice"
-                )
-            keys.add(key)
-            _index(value_node, (*loc, key), lines, filename)
-            lines.setdefault((*loc, key), key_node.start_mark.line + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index(item, (*loc, i), lines, filename)
-
-
-def _describe(err: Any, lines: dict[Location, int], filename: str) -> str:
-    loc: Location = tuple(err["loc"])
-    field = _dotted(loc) or "(top level)"
-    line = _line(loc, lines)
-    kind, message = err["type"], err["msg"]
-    if kind == "missing":
+def _explain(problem: Problem) -> str:
+    field = dotted(problem.loc) or "(top level)"
+    value = problem.input
+    if problem.kind == "missing":
         expected = "required field is missing"
-    elif kind == "extra_forbidden":
+    elif problem.kind == "extra_forbidden":
         expected = "unknown field (a typo?); see versions.yaml's documented fields"
-    elif kind == "string_type" and isinstance(err.get("input"), float | int):
-        expected = f"expected a string, got the number {err['input']!r}; quote it"
-    elif kind == "string_pattern_mismatch":
-        pattern = err.get("ctx", {}).get("pattern", "")
-        expected = f"{err['input']!r} does not have the expected form {_pattern_hint(pattern)}"
+    elif problem.kind == "string_type" and type(value) in (float, int):  # not bool: true/false
+        expected = f"expected a string, got the number {value!r}; quote it"
+    elif problem.kind == "string_pattern_mismatch":
+        pattern = str(problem.context.get("pattern", ""))
+        expected = f"{found(value)} does not have the expected form {_pattern_hint(pattern)}"
     else:
-        expected = message.removeprefix("Value error, ")
-    return f"{filename}:{line}: {field}: {expected}"
-
-
-def _line(loc: Location, lines: dict[Location, int]) -> int:
-    """The line of the nearest enclosing value that exists in the file."""
-    return next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 1)
+        expected = problem.message
+    return f"{field}: {expected}"
 
 
 def _pattern_hint(pattern: str) -> str:
@@ -267,14 +217,3 @@ def _pattern_hint(pattern: str) -> str:
         r"^[0-9a-f]{64}$": "(64 lowercase hex characters)",
     }
     return hints.get(pattern, f"(pattern {pattern})")
-
-
-def _dotted(loc: Iterable[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-def _kind(value: object) -> str:
-    return "nothing" if value is None else type(value).__name__

@@ -1,16 +1,14 @@
-"""What a built image contains, and its CycloneDX SBOM.
-
-`inventory(ref)` looks inside an image once (one `docker run`, no network): every Python
-distribution of the system interpreter (/usr/local) and of the app venv (/opt/venv), any other
-`*.dist-info`/`*.egg-info` under /usr/local, /opt, /app, /home, /srv and /root, the os-release data,
-the dpkg architecture and the dpkg status database. The audit (pybase/audit.py) and the SBOM both
-work from it.
+"""The CycloneDX SBOM of a built image, from its inventory (pybase/inventory.py).
 
 `generate(ref)` turns an inventory into ONE CycloneDX 1.6 JSON document:
 
 * OS packages: `debsbom generate` against a scratch root holding the image's dpkg status;
 * Python packages: `cyclonedx-py requirements` over the installed name==version set, one
   component per name@version with the dist-info locations as `evidence.occurrences`;
+* CPython, compiled from source (no package manager knows it): a component with a
+  `pkg:generic/python` purl (download_url: python.org's tarball), the NVD CPE, the source
+  tarball's SHA-256 and its URL as a `source-distribution` reference;
+* our own files (entrypoint, healthcheck, file_secrets): `file` components with their SHA-256;
 * metadata: the image as a `container` component and its labels (the OCI labels) as properties.
 
 Index URLs that cyclonedx-py guesses for each requirement are dropped: the SBOM records what is
@@ -27,23 +25,24 @@ import importlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
 
 from pybase import engine
+from pybase.inventory import CPython, Distribution, Inventory, OwnFile, inventory
 
 __all__ = [
-    "SBOM_PATH_IN_IMAGE", "Distribution", "Inventory", "SbomError", "SbomResult", "embed",
-    "generate", "inventory", "merge", "python_requirements",
+    "SBOM_PATH_IN_IMAGE", "SbomError", "SbomResult", "embed", "generate", "merge",
+    "python_requirements",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,187 +53,10 @@ SCHEMA = f"http://cyclonedx.org/schema/bom-{SPEC_VERSION}.schema.json"
 IMAGE_BOM_REF = "python-base-image"
 PROPERTY_PREFIX = "python-base"
 
-# (label, interpreter): the Python environments every image has. Order matters: a distribution
-# that two interpreters can see (a venv with system site-packages) belongs to the first.
-ENVIRONMENTS = (("/usr/local", "/usr/local/bin/python3"), ("/opt/venv", "/opt/venv/bin/python"))
-# Where else installed distributions may hide. Debian's own Python modules (/usr/lib/python3*)
-# belong to dpkg packages and are covered by the OS part.
-SCAN_ROOTS = ("/usr/local", "/opt", "/app", "/home", "/srv", "/root")
 
-# Runs inside the image as root with the system interpreter (`python3 -I -B -c`); prints JSON.
-_INVENTORY_SCRIPT = r"""
-import importlib.metadata as md, json, os, subprocess, sys
-ENVIRONMENTS = __ENVIRONMENTS__
-SCAN_ROOTS = __SCAN_ROOTS__
-LIST = '''
-import importlib.metadata as md, json, sys
-dists = []
-for d in md.distributions():
-    p = getattr(d, "_path", None)
-    m = d.metadata
-    dists.append({"name": m["Name"], "version": m["Version"], "path": str(p) if p else None,
-                  "license": m.get("License-Expression") or m.get("License")})
-print(json.dumps({"prefix": sys.prefix, "dists": dists}))
-'''
-out = {"environments": [], "other": [], "errors": []}
-seen = set()
-for label, python in ENVIRONMENTS:
-    try:
-        r = subprocess.run([python, "-I", "-B", "-c", LIST], capture_output=True, text=True,
-                           timeout=120)
-    except OSError as exc:
-        out["errors"].append("{}: cannot run: {}".format(python, exc))
-        continue
-    if r.returncode != 0:
-        out["errors"].append("{}: exited {}: {}".format(python, r.returncode, r.stderr.strip()[-400:]))
-        continue
-    env = json.loads(r.stdout)
-    own = []
-    for d in env["dists"]:
-        real = os.path.realpath(d["path"]) if d["path"] else None
-        if real in seen:
-            continue
-        seen.add(real)
-        own.append(d)
-    out["environments"].append({"label": label, "python": python, "prefix": env["prefix"],
-                                "dists": own})
-for root in SCAN_ROOTS:
-    for dirpath, dirnames, filenames in os.walk(root):
-        found = [n for n in dirnames + filenames if n.endswith((".dist-info", ".egg-info"))]
-        dirnames[:] = [n for n in dirnames if not n.endswith((".dist-info", ".egg-info"))]
-        for name in found:
-            path = os.path.join(dirpath, name)
-            if os.path.realpath(path) in seen:
-                continue
-            seen.add(os.path.realpath(path))
-            try:
-                m = md.Distribution.at(path).metadata
-                item = {"name": m["Name"], "version": m["Version"], "path": path,
-                        "license": m.get("License-Expression") or m.get("License"),
-                        "environment": dirpath}
-            except Exception as exc:
-                out["errors"].append("{}: unreadable metadata: {}".format(path, exc))
-                continue
-            out["other"].append(item)
-def read(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return None
-osr = {}
-for line in (read("/etc/os-release") or read("/usr/lib/os-release") or "").splitlines():
-    key, sep, value = line.partition("=")
-    if sep:
-        osr[key.strip()] = value.strip().strip('"')
-out["os_release"] = osr
-out["debian_version"] = (read("/etc/debian_version") or "").strip()
-try:
-    out["architecture"] = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
-                                         text=True).stdout.strip()
-except OSError:
-    out["architecture"] = ""
-out["dpkg_status"] = read("/var/lib/dpkg/status")
-json.dump(out, sys.stdout)
-""".replace("__ENVIRONMENTS__", repr(ENVIRONMENTS)).replace("__SCAN_ROOTS__", repr(SCAN_ROOTS))
+class SbomError(engine.CommandError):
+    """The SBOM could not be produced; the message says which step failed."""
 
-
-class SbomError(RuntimeError):
-    """The inventory or the SBOM could not be produced; the message says which step failed."""
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """One installed Python distribution: `environment` is the env label or its directory."""
-
-    name: str
-    version: str
-    path: str
-    environment: str
-    license: str | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return canonicalize_name(self.name), self.version
-
-
-@dataclass(frozen=True)
-class Environment:
-    label: str
-    python: str
-    prefix: str
-    distributions: list[Distribution]
-
-
-@dataclass
-class Inventory:
-    ref: str
-    environments: list[Environment] = field(default_factory=list)
-    other: list[Distribution] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    os_release: dict[str, str] = field(default_factory=dict)
-    debian_version: str = ""
-    architecture: str = ""
-    dpkg_status: str | None = None
-
-    @property
-    def distributions(self) -> list[Distribution]:
-        """Every distribution found, the interpreters' first."""
-        return [d for env in self.environments for d in env.distributions] + self.other
-
-
-def _parse_inventory(ref: str, data: dict[str, Any]) -> Inventory:
-    inv = Inventory(ref=ref, errors=list(data.get("errors", [])))
-
-    def dist(item: dict[str, Any], environment: str) -> Distribution | None:
-        name, version, path = item.get("name"), item.get("version"), item.get("path")
-        if not (isinstance(name, str) and name and isinstance(version, str) and version):
-            inv.errors.append(f"{path or environment}: a distribution without name or version "
-                              "cannot be audited")
-            return None
-        licence = item.get("license")
-        short = licence if isinstance(licence, str) and licence and "\n" not in licence else None
-        return Distribution(name, version, str(path or environment), environment,
-                            short if short and len(short) <= 200 else None)
-
-    for env in data.get("environments", []):
-        dists = [d for item in env.get("dists", []) if (d := dist(item, env["label"]))]
-        inv.environments.append(Environment(env["label"], env["python"], env["prefix"], dists))
-        if not dists:
-            inv.errors.append(f"{env['python']}: no installed distribution found in {env['label']}; "
-                              "an empty environment is not expected here (is it broken?)")
-    inv.other = [d for item in data.get("other", []) if (d := dist(item, item["environment"]))]
-    inv.os_release = {str(k): str(v) for k, v in data.get("os_release", {}).items()}
-    inv.debian_version = str(data.get("debian_version") or "")
-    inv.architecture = str(data.get("architecture") or "")
-    inv.dpkg_status = data.get("dpkg_status")
-    return inv
-
-
-def inventory(ref: str, timeout: float = 180) -> Inventory:
-    """Look inside `ref` (as root, without network) and list what is installed."""
-    try:
-        result = engine.docker(
-            "run", "--rm", "--network", "none", "--user", "0",
-            "--entrypoint", "/usr/local/bin/python3", ref, "-I", "-B", "-c", _INVENTORY_SCRIPT,
-            capture=True, check=False, timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        raise SbomError(f"{ref}: listing the installed packages took over {timeout:.0f} s") from None
-    if result.returncode != 0:
-        detail = (result.stderr or "").strip().splitlines()[-1:] or ["no error output"]
-        raise SbomError(f"{ref}: could not list installed packages with /usr/local/bin/python3 "
-                        f"(exit {result.returncode}): {detail[0]}")
-    try:
-        data = json.loads(result.stdout)
-    except ValueError:
-        raise SbomError(f"{ref}: the package listing is not JSON: {result.stdout[:200]!r}") from None
-    return _parse_inventory(ref, data)
-
-
-# --------------------------------------------------------------------------------------------
-# SBOM
-# --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SbomResult:
@@ -243,12 +65,15 @@ class SbomResult:
     os_source_packages: int  # their source packages (debsbom lists both)
     python_packages: int     # distinct name@version
     python_distributions: int  # installed copies (the same pip in /usr/local and /opt/venv: 2)
+    cpython: str | None      # its version, when the image says which CPython it holds
+    own_files: int
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "os_packages": self.os_packages,
                 "os_source_packages": self.os_source_packages,
                 "python_packages": self.python_packages,
-                "python_distributions": self.python_distributions}
+                "python_distributions": self.python_distributions,
+                "cpython": self.cpython, "own_files": self.own_files}
 
 
 def tool(name: str) -> str:
@@ -264,15 +89,7 @@ def tool(name: str) -> str:
 
 
 def _run_tool(args: Sequence[str], what: str, timeout: float = 300) -> str:
-    try:
-        result = subprocess.run(list(args), capture_output=True, text=True, check=False,
-                                timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise SbomError(f"{what}: no answer within {timeout:.0f} s") from None
-    if result.returncode != 0:
-        lines = (result.stderr or result.stdout).strip().splitlines()
-        raise SbomError(f"{what} failed ({result.returncode}): {lines[-1] if lines else ''}")
-    return result.stdout
+    return engine.run(args, what=what, timeout=timeout, error=SbomError).stdout
 
 
 def python_requirements(dists: Sequence[Distribution]) -> list[str]:
@@ -345,14 +162,44 @@ def _python_components(py_bom: dict[str, Any], dists: Sequence[Distribution]
     return sorted(components, key=lambda c: str(c["bom-ref"]))
 
 
+def cpython_component(cpython: CPython) -> dict[str, Any]:
+    """The interpreter compiled from source, named so that scanners match it (purl and CPE)."""
+    purl = f"pkg:generic/python@{cpython.version}"
+    component: dict[str, Any] = {
+        "type": "application", "name": "python", "version": cpython.version,
+        "description": "CPython, compiled from its source tarball into /usr/local",
+        "licenses": [{"license": {"id": "PSF-2.0"}}],
+        "cpe": f"cpe:2.3:a:python:python:{cpython.version}:*:*:*:*:*:*:*",
+    }
+    if cpython.sha256:
+        component["hashes"] = [{"alg": "SHA-256", "content": cpython.sha256}]
+    if cpython.source_url:
+        purl += "?download_url=" + quote(cpython.source_url, safe=":/")
+        component["externalReferences"] = [{
+            "type": "source-distribution", "url": cpython.source_url,
+            "comment": "the source tarball it was compiled from; the component's hash is its "
+                       "SHA-256"}]
+    return {"bom-ref": purl, **component, "purl": purl}
+
+
+def file_components(files: Sequence[OwnFile]) -> list[dict[str, Any]]:
+    """Our own files in the image (entrypoint, healthcheck, file_secrets), by content."""
+    return [{"type": "file", "bom-ref": f"{PROPERTY_PREFIX}:file:{f.path}", "name": f.path,
+             "hashes": [{"alg": "SHA-256", "content": f.sha256}]}
+            for f in sorted(files, key=lambda f: f.path)]
+
+
 def merge(
     os_bom: dict[str, Any], py_bom: dict[str, Any], dists: Sequence[Distribution], ref: str,
     labels: dict[str, str], image_id: str | None = None, timestamp: datetime | None = None,
+    *, cpython: CPython | None = None, own_files: Sequence[OwnFile] = (),
 ) -> dict[str, Any]:
-    """One CycloneDX document: the image (metadata) -> Debian (debsbom) + Python components."""
+    """One CycloneDX document: the image (metadata) -> Debian (debsbom), Python, CPython and
+    our own files."""
     os_meta = os_bom.get("metadata", {})
     os_root = os_meta.get("component")
     python = _python_components(py_bom, dists)
+    ours = ([cpython_component(cpython)] if cpython else []) + file_components(own_files)
     tools: list[dict[str, Any]] = []
     for bom in (os_bom, py_bom):
         for comp in bom.get("metadata", {}).get("tools", {}).get("components", []):
@@ -369,10 +216,11 @@ def merge(
     if labels.get("org.opencontainers.image.description"):
         image["description"] = labels["org.opencontainers.image.description"]
     components = ([os_root] if os_root else []) + list(os_bom.get("components", [])) + python
-    top = ([os_root["bom-ref"]] if os_root else []) + [c["bom-ref"] for c in python]
+    components += ours
+    top = ([os_root["bom-ref"]] if os_root else []) + [c["bom-ref"] for c in python + ours]
     dependencies = [{"ref": IMAGE_BOM_REF, "dependsOn": top}]
     dependencies += list(os_bom.get("dependencies", []))
-    dependencies += [{"ref": c["bom-ref"]} for c in python]
+    dependencies += [{"ref": c["bom-ref"]} for c in python + ours]
     return {
         "$schema": SCHEMA,
         "bomFormat": "CycloneDX",
@@ -437,23 +285,22 @@ def generate(ref: str, inv: Inventory | None = None, out_dir: Path | None = None
     inv = inv or inventory(ref)
     if inv.errors:
         raise SbomError(f"{ref}: the inventory is incomplete: {'; '.join(inv.errors)}")
-    labels = engine.image_labels(ref)
-    if labels is None:
-        raise SbomError(f"image {ref} is missing")
+    labels = inv.config.labels
     dists = inv.distributions
     with tempfile.TemporaryDirectory(prefix="pybase-sbom-") as tmp:
         scratch = Path(tmp)
         created = labels.get("org.opencontainers.image.created")
         timestamp = datetime.fromisoformat(created).astimezone(UTC) if created else None
         document = merge(_os_bom(inv, scratch), _python_bom(dists, scratch), dists, ref, labels,
-                         engine.image_id(ref), timestamp)
+                         inv.image_id, timestamp, cpython=inv.cpython, own_files=inv.own_files)
     validate(document)
     out_dir = out_dir or REPORTS / "sbom"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{report_name(ref)}.cdx.json"
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     os_packages, os_sources, python_packages = counts(document)
-    return SbomResult(path, os_packages, os_sources, python_packages, len(dists))
+    return SbomResult(path, os_packages, os_sources, python_packages, len(dists),
+                      inv.cpython.version if inv.cpython else None, len(inv.own_files))
 
 
 def full_ref(ref: str, tag: str) -> str:
@@ -471,14 +318,11 @@ def embed(ref: str, tags: Sequence[str] | None = None, out_dir: Path | None = No
     repository; None means every tag that now points at the image). Labels, user, entrypoint and
     healthcheck are inherited. Returns the SBOM's path under reports/sbom/.
     """
-    old_id = engine.image_id(ref)
-    if old_id is None:
-        raise SbomError(f"image {ref} is missing")
+    inv = inventory(ref)
+    old_id = inv.image_id
     if tags is None:
-        found = engine.docker("image", "inspect", "--format", "{{json .RepoTags}}", ref,
-                              capture=True)
-        tags = json.loads(found.stdout) or []
-    result = generate(ref, out_dir=out_dir)
+        tags = inv.config.repo_tags
+    result = generate(ref, inv, out_dir)
     if engine.image_id(ref) != old_id:
         raise SbomError(f"{ref} moved to another image while its SBOM was generated")
     targets = list(dict.fromkeys([ref, *(full_ref(ref, t) for t in tags)]))
@@ -502,8 +346,7 @@ def embed(ref: str, tags: Sequence[str] | None = None, out_dir: Path | None = No
     new_id = engine.image_id(ref)
     if new_id and new_id != old_id:
         # The scanned image is now untagged; drop it unless something else still uses it.
-        left = engine.docker("image", "inspect", "--format", "{{len .RepoTags}}", old_id,
-                             capture=True, check=False)
-        if left.returncode == 0 and left.stdout.strip() == "0":
+        left = engine.inspect(old_id)
+        if left is not None and not left.repo_tags:
             engine.docker("image", "rm", old_id, capture=True, check=False)
     return result.path

@@ -10,7 +10,8 @@ Variants append `-build` / `-dev` to each (`latest` becomes `build` / `dev`).
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime
 
 from pybase.matrix import Matrix, Target
 
@@ -19,8 +20,24 @@ def suffix(variant: str) -> str:
     return "" if variant == "runtime" else f"-{variant}"
 
 
-def immutable_tag(target: Target, variant: str, build_date: date, date_format: str) -> str:
-    return f"{target.key}-{build_date.strftime(date_format)}{suffix(variant)}"
+def immutable_tag(target: Target, variant: str, build_date: date, date_format: str,
+                  serial: int = 0) -> str:
+    """`3.13.15-bookworm-20261121`; a second changed build published the same day gets
+    `.1` after the date (`3.13.15-bookworm-20261121.1-build`), a third `.2`, and so on."""
+    same_day = f".{serial}" if serial else ""
+    return f"{target.key}-{build_date.strftime(date_format)}{same_day}{suffix(variant)}"
+
+
+def parse_immutable(matrix: Matrix, tag: str) -> tuple[Target, str, date, int] | None:
+    """(target, variant, build date, serial) of an immutable tag of any declared entry."""
+    for target in matrix.targets(include_all=True):
+        for variant in matrix.variants:
+            found = re.fullmatch(rf"{re.escape(target.key)}-(\d{{8}})(?:\.(\d+))?"
+                                 rf"{re.escape(suffix(variant))}", tag)
+            if found:
+                built = datetime.strptime(found.group(1), matrix.tags.date_format).date()
+                return target, variant, built, int(found.group(2) or 0)
+    return None
 
 
 def local_tag(target: Target, variant: str) -> str:

@@ -16,7 +16,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -35,7 +34,7 @@ DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 SLIM_HOOKS = "/usr/share/mmdebstrap/hooks/maybe-merged-usr"
 
 
-class UpstreamError(RuntimeError):
+class UpstreamError(engine.CommandError):
     """An upstream image could not be produced; the message says which and why."""
 
 
@@ -116,6 +115,9 @@ def debian_recipe(release: str, mirrors: Mirrors, output: str) -> list[str]:
         '--customize-hook=echo "$SOURCE_DATE_EPOCH" > "$1/debuerreotype-epoch"',
         '--customize-hook=debuerreotype-minimizing-config "$1"',
         '--customize-hook=debuerreotype-slimify "$1"',
+        # No setuid/setgid bits (passwd, su, mount, ...): the hardened images ship none, and a
+        # chmod in any later layer would store a second copy of each file.
+        """--customize-hook=find "$1" -xdev -type f -perm /6000 -exec chmod ug-s '{}' +""",
         '--customize-hook=rm -f "$1/debuerreotype-epoch" "$1"/var/cache/apt/*.bin',
         '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/log/apt/* "$1"/var/log/dpkg.log',
         '--customize-hook=: > "$1/etc/machine-id"',
@@ -140,11 +142,8 @@ def build_debian(release: str, *, force: bool = False) -> Outcome:
     epoch = os.environ.get("SOURCE_DATE_EPOCH") or str(int(today.timestamp()))
     with tempfile.TemporaryDirectory(prefix=f"debian-{release}-", dir=cache_dir()) as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
-        result = subprocess.run(debian_recipe(release, mirrors, str(rootfs)), env={**os.environ, "SOURCE_DATE_EPOCH": epoch},
-                                capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
-            raise UpstreamError(f"mmdebstrap failed for {release} ({result.returncode}):\n{tail}")
+        engine.run(debian_recipe(release, mirrors, str(rootfs)), what=f"mmdebstrap {release}",
+                   env={**os.environ, "SOURCE_DATE_EPOCH": epoch}, error=UpstreamError)
         created = datetime.fromtimestamp(int(epoch), UTC).isoformat().replace("+00:00", "Z")
         engine.docker(
             "import",
@@ -254,27 +253,28 @@ def _fetch_debian_orig(entry: PythonEntry, out: Path) -> None:
             "-o", f"Dir::State::Lists={root / 'lists'}",
             "-o", f"Dir::Cache={root / 'cache'}",
         ]
-        run = subprocess.run(["apt-get", *options, "-q", "update"], capture_output=True,
-                             text=True, check=False)
-        if run.returncode != 0:
-            raise UpstreamError(f"{where}: apt-get update failed: {run.stderr.strip()[-300:]}")
-        shown = subprocess.run(["apt-cache", *options, "showsrc", package], capture_output=True,
-                               text=True, check=False).stdout
+        try:
+            engine.run(["apt-get", *options, "-q", "update"], what="apt-get update",
+                       error=UpstreamError)
+        except UpstreamError as exc:
+            raise UpstreamError(f"{where}: {exc}") from None
+        shown = engine.run(["apt-cache", *options, "showsrc", package], what="apt-cache showsrc",
+                           check=False, error=UpstreamError).stdout
         versions = [v for v in re.findall(r"^Version: (\S+)$", shown, re.MULTILINE)
                     if re.fullmatch(rf"(\d+:)?{re.escape(entry.version)}-[^-]+", v)]
         if not versions:
             raise UpstreamError(f"{where}: not in the Debian source indices")
         errors = []
         for version in versions:
-            got = subprocess.run(
-                ["apt-get", *options, "-q", "source", "--download-only", f"{package}={version}"],
-                cwd=root / "download", capture_output=True, text=True, check=False,
-            )
+            what = f"apt-get source {package}={version}"
+            got = engine.run(["apt-get", *options, "-q", "source", "--download-only",
+                              f"{package}={version}"], what=what, cwd=root / "download",
+                             check=False, error=UpstreamError)
             orig = root / "download" / f"{package}_{entry.version}.orig.tar.xz"
             if got.returncode == 0 and orig.is_file():
                 shutil.move(orig, out)
                 return
-            errors.append(f"{version}: {(got.stderr.strip().splitlines() or ['?'])[-1]}")
+            errors.append(engine.failure(what, got))
         raise UpstreamError(f"{where}: download failed: {'; '.join(errors)}")
 
 

@@ -1,8 +1,14 @@
 """Shared fixtures: the image matrix (from versions.yaml) and running containers as test hosts.
 
-Image tests take the `image` fixture and run once per selected (entry, variant); the selection is
-versions.yaml's default build set, narrowed with `--only 3.13-trixie` (repeatable). An image that
-should have been built but is missing fails its tests; it is never skipped.
+Image tests take the `image` fixture (or `host`/`root_host`, which use it) and run once per
+selected (entry, variant); the selection is versions.yaml's default build set, narrowed with
+`--only 3.13-trixie` (repeatable). An image that should have been built but is missing fails its
+tests; it is never skipped.
+
+Which variants a test applies to is data, not a branch in its body: `@pytest.mark.variants("build",
+"dev")` runs it for those variants only (unmarked: every variant), so a property that differs
+between variants is two tests, e.g. "build tools present" for build+dev and "absent" for runtime.
+`runtime_image` is the same as `image` restricted to the runtime variant.
 """
 
 from __future__ import annotations
@@ -13,13 +19,13 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import testinfra
 
-from pybase import engine, matrix, tags
+from pybase import engine, gates, matrix, tags
 
 MATRIX = matrix.load()
 APP_UID = 10001
@@ -30,6 +36,12 @@ class Image:
     target: matrix.Target
     variant: str
     ref: str
+
+    def __hash__(self) -> int:
+        # The Target holds lists, so the generated hash would fail. pytest groups the tests of one
+        # session-scoped parameter by value when it is hashable (one container per image, even
+        # though tests of different variants are parametrized with different lists of images).
+        return hash(self.ref)
 
     @property
     def id(self) -> str:
@@ -65,11 +77,28 @@ def selected_images(config: pytest.Config) -> list[Image]:
     ]
 
 
+def marked_variants(metafunc: pytest.Metafunc) -> set[str]:
+    """The variants named by the test's `variants` marker; every variant when it has none."""
+    marker = metafunc.definition.get_closest_marker("variants")
+    if marker is None:
+        return set(MATRIX.variants)
+    unknown = sorted(set(marker.args) - set(MATRIX.variants))
+    if not marker.args or unknown:
+        pytest.fail(f"{metafunc.function.__name__}: @pytest.mark.variants takes variant names "
+                    f"from versions.yaml ({', '.join(MATRIX.variants)}); got {list(marker.args)}",
+                    pytrace=False)
+    return set(marker.args)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     images = selected_images(metafunc.config)
-    for name, wanted in (("image", None), ("runtime_image", "runtime")):
+    variants = marked_variants(metafunc)
+    for name, wanted in (("image", variants), ("runtime_image", variants & {"runtime"})):
         if name in metafunc.fixturenames:
-            chosen = [i for i in images if wanted is None or i.variant == wanted]
+            if not wanted:
+                pytest.fail(f"{metafunc.function.__name__}: {name} with @pytest.mark.variants"
+                            f"({', '.join(sorted(variants))}) selects no image", pytrace=False)
+            chosen = [i for i in images if i.variant in wanted]
             metafunc.parametrize(name, chosen, ids=[i.id for i in chosen], scope="session")
 
 
@@ -128,3 +157,74 @@ def published_port(container: str, port: int) -> int:
     host, _, number = address.rpartition(":")
     assert host == "127.0.0.1", address
     return int(number)
+
+
+# --- publish gate records --------------------------------------------------------------------
+# One record per selected image (pybase.gates): the image ID it had when the session started and
+# the outcome of every test that used it. `nox -s publish` publishes only an image whose exact
+# ID has a passing record, so a failure anywhere (unit tests too), a narrowed run (-k) or an
+# image replaced during the session blocks it.
+
+@dataclass
+class _GateTally:
+    ids: dict[str, str | None]
+    outcomes: dict[str, list[str]]
+    collected: set[str] = field(default_factory=set)
+    failed_elsewhere: int = 0
+    deselected: int = 0
+
+
+_TALLY = pytest.StashKey[_GateTally]()
+
+
+def _image_of(item: pytest.Item) -> Image | None:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return next((v for v in params.values() if isinstance(v, Image)), None)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    images = selected_images(session.config)
+    session.config.stash[_TALLY] = _GateTally({i.ref: engine.image_id(i.ref) for i in images},
+                                              {i.ref: [] for i in images})
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_TALLY].collected = {
+        image.ref for item in session.items if (image := _image_of(item)) is not None}
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        items[0].config.stash[_TALLY].deselected += len(items)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when != "call" and not report.failed and not report.skipped:
+        return
+    tally = item.config.stash[_TALLY]
+    image = _image_of(item)
+    kind = "error" if report.when != "call" and report.failed else report.outcome
+    if image is not None and image.ref in tally.outcomes:
+        tally.outcomes[image.ref].append(kind)
+    elif report.failed:
+        tally.failed_elsewhere += 1
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.option.collectonly or _TALLY not in session.config.stash:
+        return
+    tally = session.config.stash[_TALLY]
+    for ref, image_id in tally.ids.items():
+        if image_id is None or ref not in tally.collected:
+            continue  # missing (its tests failed), or not tested in this session
+        seen = tally.outcomes[ref]
+        replaced = engine.image_id(ref) != image_id  # rebuilt into another image meanwhile
+        gates.write_test_record(gates.TestRecord(
+            ref, image_id, passed=seen.count("passed"), failed=seen.count("failed") + replaced,
+            errors=seen.count("error"), skipped=seen.count("skipped"),
+            failed_elsewhere=tally.failed_elsewhere, deselected=tally.deselected,
+            partial=session.config.args_source != pytest.Config.ArgsSource.TESTPATHS,
+            finished=gates.now()))

@@ -1,7 +1,8 @@
-"""The audit gate against the real engine, real images and the real PyPA advisory snapshot.
+"""The audit gate against the real engine and real images, with the invented advisories of
+tests/unit/data/osv (no real advisory data is needed).
 
 One derived image per module (from the selected runtime image of the default release) carries
-the known-bad state: pip 23.2 in the venv (PYSEC-2023-228, fixed in 23.3) and one Debian package
+the known-bad state: pip 23.2 in the venv (PYBASE-TEST-0001, fixed in 23.3) and one Debian package
 downgraded to the release suite's version while the security/updates suite has a newer one.
 It is built once, with the host CA bundle as a BuildKit secret for PyPI, and removed at the end
 together with every tag and image a test made from it.
@@ -12,7 +13,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
-import os
 import socket
 import tempfile
 import uuid
@@ -30,9 +30,9 @@ pytestmark = pytest.mark.image
 
 REPO = Path(__file__).resolve().parent.parent
 MATRIX = matrix.load()
-ADVISORY_DB = Path(os.environ.get(audit.ADVISORY_DB_ENV) or
-                   REPO.parent / "shared" / "advisories" /
-                   "pypa-advisory-database-20241010.tar.gz")
+ADVISORY_DB = REPO / "tests" / "unit" / "data" / "osv"
+ADVISORY = "PYBASE-TEST-0001"  # pip before 23.3
+ALIAS = "PYBASE-TEST-ALIAS-0001"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 VULNERABLE_PIP = "23.2"
 # Leaf packages of every slim image whose older release-suite version can be installed.
@@ -67,9 +67,6 @@ def base(request: pytest.FixtureRequest) -> Base:
 
 @pytest.fixture(scope="module")
 def choice() -> audit.SourceChoice:
-    if not ADVISORY_DB.exists():
-        pytest.fail(f"advisory snapshot {ADVISORY_DB} is missing (set ${audit.ADVISORY_DB_ENV})",
-                    pytrace=False)
     return audit.SourceChoice(advisory_db=ADVISORY_DB)
 
 
@@ -175,16 +172,16 @@ def test_vulnerable_venv_package_fails_with_advisory_and_fix(vulnerable: Run,
     assert report.python is not None
     pip = [f for f in report.python.findings if f.package == "pip"]
     assert [(f.id, f.version, f.environments) for f in pip] == [
-        ("PYSEC-2023-228", VULNERABLE_PIP, ["/opt/venv"])]
-    assert pip[0].fix_versions == ["23.3"] and "CVE-2023-5752" in pip[0].aliases
+        (ADVISORY, VULNERABLE_PIP, ["/opt/venv"])]
+    assert pip[0].fix_versions == ["23.3"] and ALIAS in pip[0].aliases
     # the system interpreter's own, newer pip was audited too (a second pip-audit batch)
     assert any(a.startswith("pip==") and a != f"pip=={VULNERABLE_PIP}"
                for a in report.python.audited)
     saved = json.loads(Path(report_path(vulnerable, derived)).read_text())
     assert saved["status"] == "failed"
-    finding = next(f for f in saved["python"]["findings"] if f["id"] == "PYSEC-2023-228")
+    finding = next(f for f in saved["python"]["findings"] if f["id"] == ADVISORY)
     assert finding["fix_versions"] == ["23.3"] and finding["status"] == "open"
-    table = next(line for line in vulnerable.output.splitlines() if "PYSEC-2023-228" in line)
+    table = next(line for line in vulnerable.output.splitlines() if ADVISORY in line)
     assert "23.3" in table and "OPEN" in table
 
 
@@ -273,23 +270,23 @@ def test_unreachable_service_fails_the_audit(base: Base, tmp_path: Path,
 def test_expired_exception_fails_the_audit(derived: Derived, choice: audit.SourceChoice,
                                            tmp_path: Path) -> None:
     ignore = tmp_path / "audit-ignore.yaml"
-    ignore.write_text("ignore:\n  - id: PYSEC-2023-228\n    reason: accepted once\n"
+    ignore.write_text(f"ignore:\n  - id: {ADVISORY}\n    reason: accepted once\n"
                       "    expires: 2020-01-31\n")
     run = run_audit([derived.ref], choice, tmp_path, ignore, checks=("python",), sbom=False)
     assert run.status == 2
     report = run.reports[0]
-    assert any(f"{ignore}:4: entry 'PYSEC-2023-228': expired on 2020-01-31" in e
+    assert any(f"{ignore}:4: entry '{ADVISORY}': expired on 2020-01-31" in e
                for e in report.errors), report.errors
     assert report.python is not None
-    assert [f.status for f in report.python.findings if f.id == "PYSEC-2023-228"] == ["open"]
+    assert [f.status for f in report.python.findings if f.id == ADVISORY] == ["open"]
 
 
 def test_valid_exception_turns_findings_into_ignored(derived: Derived,
                                                      choice: audit.SourceChoice,
                                                      tmp_path: Path) -> None:
     ignore = tmp_path / "audit-ignore.yaml"
-    entries: list[tuple[str, str, str | None]] = [("CVE-2023-5752", "pip runs only at build time, never with hg URLs",
-                "pybase-audit-test:*")]
+    entries: list[tuple[str, str, str | None]] = [
+        (ALIAS, "pip runs only at build time, never with hg URLs", "pybase-audit-test:*")]
     if derived.held_back:
         entries.append((f"debian:{derived.held_back[0]}", "held back on purpose by the test",
                         None))
@@ -302,8 +299,8 @@ def test_valid_exception_turns_findings_into_ignored(derived: Derived,
     assert report.status == "passed" and report.open_findings == 0
     assert report.ignored_findings == len(entries)
     assert report.python is not None
-    pip = next(f for f in report.python.findings if f.id == "PYSEC-2023-228")
-    assert pip.ignored is not None and pip.ignored.id == "CVE-2023-5752"  # matched by alias
+    pip = next(f for f in report.python.findings if f.id == ADVISORY)
+    assert pip.ignored is not None and pip.ignored.id == ALIAS  # matched by alias
     saved = json.loads(Path(report_path(run, derived)).read_text())
     statuses = [f["status"] for part in ("python", "debian") for f in saved[part]["findings"]]
     assert statuses == ["ignored"] * len(entries)

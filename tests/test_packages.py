@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from conftest import Image, docker
 
 BUILD_TOOLS = ("gcc", "g++", "make", "pkg-config")
 DEV_TOOLS = ("curl", "git", "nano", "run-tests")
+BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
 
 
 def test_no_upgradable_packages(image: Image) -> None:
@@ -30,29 +32,58 @@ def test_tini_is_pid_1_and_execs_the_cmd(host: Any) -> None:
     assert host.file(f"/proc/{children[0]}/cmdline").content_string.split("\0")[0] == "sleep"
 
 
-def test_variant_contents(host: Any, image: Image) -> None:
-    def present(tool: str) -> bool:
-        return host.run(f"command -v {tool}").rc == 0
+def present(host: Any, tool: str) -> bool:
+    return host.run(f"command -v {tool}").rc == 0
 
-    has_build_tools = image.variant in {"build", "dev"}
+
+@pytest.mark.variants("build", "dev")
+def test_build_tools_present(host: Any) -> None:
     for tool in BUILD_TOOLS:
-        assert present(tool) is has_build_tools, f"{tool} in {image.variant}"
+        assert present(host, tool), f"{tool} missing"
+
+
+@pytest.mark.variants("runtime")
+def test_build_tools_absent(host: Any) -> None:
+    for tool in BUILD_TOOLS:
+        assert not present(host, tool), f"{tool} present"
+
+
+@pytest.mark.variants("dev")
+def test_dev_tools_present(host: Any) -> None:
     for tool in DEV_TOOLS:
-        assert present(tool) is (image.variant == "dev"), f"{tool} in {image.variant}"
-    assert host.file("/usr/share/bash-completion/bash_completion").exists is (image.variant == "dev")
-    assert not present("wget")
+        assert present(host, tool), f"{tool} missing"
+    assert host.file(BASH_COMPLETION).exists
 
 
-def test_headers_for_wheels_only_in_build_variants(host: Any, image: Image) -> None:
-    assert host.file("/usr/include/openssl/ssl.h").exists is (image.variant != "runtime")
+@pytest.mark.variants("runtime", "build")
+def test_dev_tools_absent(host: Any) -> None:
+    # run-tests among them: the test runner exists only in dev.
+    for tool in DEV_TOOLS:
+        assert not present(host, tool), f"{tool} present"
+    assert not host.file(BASH_COMPLETION).exists
+
+
+def test_no_wget(host: Any) -> None:
+    assert not present(host, "wget")
+
+
+@pytest.mark.variants("build", "dev")
+def test_headers_for_wheels_present(host: Any) -> None:
+    assert host.file("/usr/include/openssl/ssl.h").exists
+
+
+@pytest.mark.variants("runtime")
+def test_headers_for_wheels_absent(host: Any) -> None:
+    assert not host.file("/usr/include/openssl/ssl.h").exists
+
+
+def test_cpython_headers_in_every_variant(host: Any) -> None:
     # CPython's own headers come with the interpreter in every variant (no compiler to use them).
     assert host.run("ls /usr/local/include/python3*/Python.h").rc == 0
 
 
-def test_dev_test_runner_runs_pytest_in_dev_mode(host: Any, image: Image) -> None:
-    if image.variant != "dev":
-        assert host.run("command -v run-tests").rc != 0
-        return
+@pytest.mark.variants("dev")
+def test_dev_test_runner_runs_pytest_in_dev_mode(host: Any) -> None:
     script = host.file("/usr/local/bin/run-tests").content_string
     assert "python -X dev -m pytest -x" in script
     assert host.check_output("run-tests --version 2>&1").startswith("pytest ")

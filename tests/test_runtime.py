@@ -225,6 +225,11 @@ def fail_empty(s: Secrets) -> tuple[str, str]:
     return "EMPTY_FILE", s.compose("EMPTY", b"")
 
 
+def fail_too_large(s: Secrets) -> tuple[str, str]:
+    # Over Linux's 128 KiB per environment string, exec of the CMD would fail (126).
+    return "HUGE_FILE", s.compose("HUGE", SECRET_VALUE.ljust(13 << 20, b"x"))
+
+
 FAILURE_CASES: dict[str, Callable[[Secrets], tuple[str, str]]] = {
     "both-name-and-file": fail_both_set,
     "missing-file": fail_missing,
@@ -232,6 +237,7 @@ FAILURE_CASES: dict[str, Callable[[Secrets], tuple[str, str]]] = {
     "directory": fail_directory,
     "dangling-symlink": fail_dangling_symlink,
     "empty-file": fail_empty,
+    "13-MiB-file": fail_too_large,
 }
 
 

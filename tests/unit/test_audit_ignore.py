@@ -136,3 +136,39 @@ def test_wrong_shapes_and_bad_yaml(tmp_path: Path) -> None:
         tmp_path, "ignore:\n- PYSEC-1\n"
     )
     assert "not valid YAML" in load_error(tmp_path, "ignore: [unclosed\n")
+
+
+ENTRY = "ignore:\n- id: X-1\n  reason: {reason}\n  expires: {expires}\n  scope: {scope}\n"
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ({"expires": "2025-06-30T12:00:00"}, ":4: entry 'X-1': expires: 2025-06-30T12:00:00 is"),
+        ({"expires": '"2025-02-30"'}, "found '2025-02-30'; expected a YYYY-MM-DD date"),
+        ({"reason": '"   "'}, "reason: String should have at least 1 character; found '   '"),
+        ({"scope": "[a, b]"}, ":5: entry 'X-1': scope: Input should be a valid string; found ['a'"),
+    ],
+    ids=["datetime", "no such day", "blank reason", "list as scope"],
+)
+def test_errors_quote_the_value_found(
+    tmp_path: Path, written: dict[str, str], expected: str
+) -> None:
+    text = ENTRY.format(**{"reason": "r", "expires": "2025-06-30", "scope": "'*'", **written})
+    assert expected in load_error(tmp_path, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ignore:\n- id: X-1\n  id: X-2\n  reason: r\n  expires: 2025-06-30\n",
+         ":3: key 'ignore[0].id' appears twice"),
+        ("ignore:\n- &one {id: X-1, reason: r, expires: 2025-06-30}\n- *one\n",
+         ":2: YAML anchor 'one' is not allowed here"),
+        ("ignore:\n- id: !!str X-1\n", ":2: YAML tag"),
+        ("ignore:\n\t- id: X-1\n", ":2: not valid YAML: found character '\\t'"),
+    ],
+    ids=["duplicate key", "anchor", "tag", "tab"],
+)
+def test_read_as_strictly_as_versions_yaml(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in load_error(tmp_path, text)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pybase import audit, sbom
+from pybase import audit, inventory, sbom
 from pybase.audit_ignore import IgnoreFile, load_ignores
 
 TODAY = date(2026, 11, 21)
@@ -151,9 +151,9 @@ def test_urls_never_reach_a_report() -> None:
 
 # --- pip-audit --------------------------------------------------------------------------------
 
-def dist(name: str, version: str, env: str = "/opt/venv") -> sbom.Distribution:
-    return sbom.Distribution(name, version, f"{env}/lib/python3.13/site-packages/"
-                             f"{name}-{version}.dist-info", env)
+def dist(name: str, version: str, env: str = "/opt/venv") -> inventory.Distribution:
+    return inventory.Distribution(name, version, f"{env}/lib/python3.13/site-packages/"
+                                  f"{name}-{version}.dist-info", env)
 
 
 def test_same_name_at_two_versions_goes_to_separate_batches() -> None:
@@ -393,7 +393,7 @@ def test_invalid_document_is_refused() -> None:
 
 
 def test_inventory_without_distributions_is_incomplete() -> None:
-    inv = sbom._parse_inventory("x:y", {
+    inv = inventory.parse("x:y", {
         "environments": [{"label": "/opt/venv", "python": "/opt/venv/bin/python",
                           "prefix": "/opt/venv", "dists": []}],
         "other": [{"name": None, "version": "1", "path": "/app/x.dist-info",

@@ -1,7 +1,9 @@
-"""The engine check fails fast and says how to get an engine (a real connection attempt)."""
+"""The engine check fails fast and says how to get an engine (a real connection attempt); every
+command runs through one runner with one rule for its error messages."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,79 @@ def test_a_remote_engine_is_never_replaced_by_a_local_one(tmp_path: Path,
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/remote.sock")
     with pytest.raises(engine.EngineError, match="no Docker Engine answers"):
         engine.ensure_running()
+
+
+# --- one runner, one rule for error messages --------------------------------------------------
+
+class ToolError(engine.CommandError):
+    """What a module of pybase raises for its own tool calls."""
+
+
+def test_a_failure_names_the_command_its_exit_and_the_last_stderr_line() -> None:
+    script = "import sys; print('out'); sys.stderr.write('first\\nthe reason\\n\\n'); sys.exit(3)"
+    with pytest.raises(ToolError) as info:
+        engine.run([sys.executable, "-c", script], what="the tool", error=ToolError)
+    assert str(info.value) == "`the tool` failed (exit 3): the reason"
+    assert info.value.returncode == 3
+
+
+def test_without_check_the_result_comes_back_and_input_is_passed() -> None:
+    script = "import sys; print(sys.stdin.read()[::-1]); sys.exit(1)"
+    result = engine.run([sys.executable, "-c", script], what="rev", input="abc", check=False)
+    assert (result.returncode, result.stdout) == (1, "cba\n")
+    assert engine.failure("rev", result) == "`rev` failed (exit 1): cba"
+
+
+def test_a_command_that_does_not_answer_or_cannot_start_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ToolError, match=r"^`sleeper`: no answer within 1 s$") as info:
+        engine.run([sys.executable, "-c", "import time; time.sleep(30)"], what="sleeper",
+                   timeout=1, error=ToolError)
+    assert info.value.returncode is None
+    with pytest.raises(engine.CommandError, match="^`ghost` could not start: "):
+        engine.run([str(tmp_path / "no-such-program")], what="ghost")
+
+
+def test_the_environment_given_replaces_the_inherited_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYBASE_TEST_INHERITED", "1")
+    result = engine.run([sys.executable, "-c", "import os; print(sorted(os.environ))"],
+                        what="env", env={"ONLY": "this"})
+    assert "PYBASE_TEST_INHERITED" not in result.stdout and "'ONLY'" in result.stdout
+
+
+def test_only_the_docker_engine_is_implemented(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(engine.ENGINE_ENV, "podman")
+    engine.client.cache_clear()
+    try:
+        with pytest.raises(engine.EngineError, match="PYTHON_BASE_ENGINE=podman: not supported"):
+            engine.client()
+    finally:
+        engine.client.cache_clear()
+
+
+# --- image inspect ------------------------------------------------------------------------------
+
+def test_inspect_output_is_typed_and_nulls_become_empty() -> None:
+    image = engine.ImageInspect.from_json({
+        "Id": "sha256:abc", "RepoTags": ["python-base:3.13"], "RepoDigests": None,
+        "Size": 126800000,
+        "Config": {"User": "10001:10001", "Env": ["PATH=/opt/venv/bin:/usr/bin", "EMPTY="],
+                   "Entrypoint": ["/usr/bin/tini", "--"], "Cmd": None, "WorkingDir": "/app",
+                   "Labels": None, "ExposedPorts": {"8000/tcp": {}, "443/tcp": {}},
+                   "Healthcheck": {"Test": ["CMD", "/usr/local/bin/python-base-healthcheck"]}},
+        "RootFS": {"Type": "layers", "Layers": ["sha256:1", "sha256:2"]},
+    })
+    assert image == engine.ImageInspect(
+        id="sha256:abc", repo_tags=["python-base:3.13"], repo_digests=[], labels={},
+        env=["PATH=/opt/venv/bin:/usr/bin", "EMPTY="], user="10001:10001",
+        entrypoint=["/usr/bin/tini", "--"], cmd=None, workdir="/app",
+        healthcheck={"Test": ["CMD", "/usr/local/bin/python-base-healthcheck"]},
+        exposed_ports=["443/tcp", "8000/tcp"], stop_signal=None, size=126800000,
+        layers=["sha256:1", "sha256:2"])
+    assert image.environment == {"PATH": "/opt/venv/bin:/usr/bin", "EMPTY": ""}
+
+
+def test_an_engine_that_does_not_answer_is_not_a_missing_image(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    with pytest.raises(engine.EngineError, match="^`docker image inspect` failed"):
+        engine.inspect("python-base:3.13")

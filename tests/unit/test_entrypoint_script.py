@@ -176,6 +176,29 @@ def test_bad_secret_files(sdir: Path, where: str, reason: str) -> None:
     parity(env)
 
 
+# Linux execs with no environment string ("X=" + value + NUL) over 128 KiB.
+X_LIMIT = 128 * 1024 - len("X=") - 1
+BIG = {
+    "at-the-limit": (b"a" * X_LIMIT, True),
+    "at-the-limit-plus-newline": (b"a" * X_LIMIT + b"\n", True),  # that newline is dropped
+    "one-byte-over": (b"a" * (X_LIMIT + 1), False),
+    "one-byte-over-plus-newline": (b"a" * (X_LIMIT + 1) + b"\n", False),
+    "13-MiB": (b"a" * (13 << 20), False),
+}
+
+
+@pytest.mark.parametrize(("content", "fits"), BIG.values(), ids=BIG.keys())
+def test_file_too_large_for_the_environment(sdir: Path, content: bytes, fits: bool) -> None:
+    env = {"X_FILE": secret(sdir, content)}
+    if fits:
+        assert child_env(run(env))[b"X"] == content.removesuffix(b"\n")
+        return
+    expect_error(env, "X_FILE", f"file is {len(content)} bytes, more than the {X_LIMIT} bytes X "
+                 "can hold (Linux limits one NAME=value to 128 KiB); read the file in the app "
+                 "instead")
+    parity(env)
+
+
 def test_unreadable_file(sdir: Path) -> None:
     path = secret(sdir, SECRET.encode())
     os.chmod(path, 0)

@@ -147,6 +147,25 @@ def test_nul_byte(tmp_path: Path) -> None:
     assert "NUL" in _error(env)[1]
 
 
+def test_file_too_large_for_the_environment(tmp_path: Path) -> None:
+    limit = fs.MAX_ENV_STRING - len("LONG_NAME=") - 1
+    env = {"LONG_NAME_FILE": _secret(tmp_path, b"a" * limit + b"\n")}
+    assert fs.load(env) == ["LONG_NAME"] and len(env["LONG_NAME"]) == limit
+    for size in (limit + 1, 13 << 20):
+        env = {"LONG_NAME_FILE": _secret(tmp_path, b"a" * size)}
+        assert _error(env) == ("LONG_NAME_FILE", (
+            f"file is {size} bytes, more than the {limit} bytes LONG_NAME can hold (Linux limits "
+            "one NAME=value to 128 KiB); read the file in the app instead"))
+
+
+def test_cli_refuses_a_file_too_large_for_exec(tmp_path: Path) -> None:
+    # Without the check, exec fails: "Argument list too long", exit 126.
+    proc = _cli(["true"], {"A_FILE": _secret(tmp_path, b"a" * (13 << 20))})
+    assert proc.returncode == 78
+    assert proc.stderr.startswith("file_secrets: error: A_FILE=") and proc.stderr.count("\n") == 1
+    assert "read the file in the app instead" in proc.stderr
+
+
 def test_unreadable() -> None:
     # Root reads mode-000 files, so as root the check runs as nobody via setpriv.
     drop: list[str] = []

@@ -158,6 +158,32 @@ def test_bad_config(env: dict[str, str], variable: str) -> None:
     assert out.startswith(f"unhealthy: bad configuration: {variable}="), out
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("HEALTHCHECK_URL", "http://user:{pw}@127.0.0.1:{port}/", "GET http://user:***@127.0.0.1:"),
+        ("HEALTHCHECK_URL", "http://user:{pw}@127.0.0.1:{port}/fail?q=a@b", "user:***@127.0.0.1"),
+        ("HEALTHCHECK_URL", "http://{pw}@127.0.0.1:{port}/", "http://***@127.0.0.1"),  # a token
+        ("HEALTHCHECK_URL", "http://user:{pw}@127.0.0.1:{closed}/", "user:***@127.0.0.1"),
+        ("HEALTHCHECK_URL", "ftp://user:{pw}@127.0.0.1/", "'ftp://user:***@127.0.0.1/'"),
+        ("HEALTHCHECK_URL", "http://user:{pw}@127.0.0.1:99999/", "user:***@127.0.0.1:99999/"),
+        ("HEALTHCHECK_URL", "user:{pw}@127.0.0.1:8000", "'user:***@127.0.0.1:8000'"),
+        ("HEALTHCHECK_HOST", "user:{pw}@127.0.0.1", "'user:***@127.0.0.1'"),
+    ],
+    ids=["healthy", "unhealthy", "token", "refused", "bad-scheme", "bad-port", "no-scheme", "host"],
+)
+def test_credentials_are_never_printed(port: int, variable: str, value: str, shown: str) -> None:
+    # The probe's output lands in `docker inspect`'s health log.
+    secret = "s3cr3t-pw"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    fill = {"pw": secret, "port": port, "closed": closed}
+    _, out = check(**{variable: value.format(**fill)})
+    assert secret not in out
+    assert shown.format(**fill) in out, out
+
+
 def test_https_self_signed(tmp_path: Path) -> None:
     # Certificates of the app's own port rarely match 127.0.0.1; the probe must not care.
     import shutil

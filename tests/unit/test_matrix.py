@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -81,7 +82,7 @@ BAD_CASES = {
     "duplicate entry": (
         replace('  - minor: "3.12"\n    version: "3.12.13"', '  - minor: "3.13"  # again\n    version: "3.13.14"'),
         "# again",
-        r"python\[2\]\.minor: python 3\.13 is declared twice \(first at python\[0\]\)",
+        r"python\[2\]\.minor: python '3\.13' is declared twice \(first at python\[0\]\)",
     ),
     "unknown Debian release": (
         replace("    debian: [bookworm, trixie]\n    build: true", "    debian: [bookworm, buster]\n    build: true"),
@@ -120,7 +121,10 @@ BAD_CASES = {
         r"YAML anchor 'both' is not allowed here",
     ),
     "not YAML at all": ("{{{ this is : not [ yaml", "{{{", r"not valid YAML"),
-    "a list instead of a mapping": ("- just\n- a list\n", "- just", r"expected a mapping at the top level, got list"),
+    "a list instead of a mapping": (
+        "- just\n- a list\n", "- just",
+        r"expected a mapping at the top level, got list \['just', 'a list'\]",
+    ),
     "empty file": ("# only a comment\n", "# only", r"the file is empty"),
 }
 
@@ -134,6 +138,66 @@ def test_malformed_input_is_rejected_with_file_line_and_field(
     error = str(info.value)
     line = line_of(text, needle)
     assert re.search(rf"^versions\.yaml:{line}: .*{message}", error, re.MULTILINE), error
+
+
+# Each error quotes what was written (issue: `debian.default: bookwurm` never said "bookwurm").
+VALUE_CASES = {
+    "unknown release": ("default: bookworm", "default: bookwurm", "debian.default", "'bookwurm'"),
+    "unknown release as a key": ("    trixie: {", "    trixi: {", "debian.releases.trixi.[key]",
+                                 "'trixi'"),
+    "not a boolean": ("    build: true", "    build: sometimes", "python[0].build", "'sometimes'"),
+    "not a boolean either": ("optimize: true", "optimize: maybe", "cpython.optimize", "'maybe'"),
+    "unknown variant": ("[runtime, build, dev]", "[runtime, build, debug]", "variants[2]",
+                        "'debug'"),
+    "wrong date format": ('date_format: "%Y%m%d"', 'date_format: "%d.%m.%Y"', "tags.date_format",
+                          "'%d.%m.%Y'"),
+    "empty registry": ("registry: registry.example.com/platform", 'registry: ""',
+                       "image.registry", "''"),
+    "image name": ("name: python-base", "name: Python Base", "image.name", "'Python Base'"),
+    "Debian version": ('bookworm: {version: "12"}', 'bookworm: {version: "twelve"}',
+                       "debian.releases.bookworm.version", "'twelve'"),
+    "list instead of a string": ("title: Hardened Python base image", "title: [a, b]",
+                                 "image.title", "['a', 'b']"),
+    "number instead of a list": ("variants: [runtime, build, dev]", "variants: 3", "variants",
+                                 "found 3"),
+    "runtime missing": ("[runtime, build, dev]", "[build, dev]", "variants",
+                        "['build', 'dev'] does not include 'runtime'"),
+    "variant twice": ("[runtime, build, dev]", "[runtime, dev, dev]", "variants[2]",
+                      "variant 'dev' is listed twice"),
+    "default release not declared": ("default: bookworm", "default: forky", "debian.default",
+                                     "'forky' is not one of debian.releases (bookworm, trixie)"),
+    "latest not declared": ('latest: "3.13"', 'latest: "3.10"', "tags.latest", "'3.10'"),
+}
+
+
+@pytest.mark.parametrize("old, new, field, shown", VALUE_CASES.values(), ids=VALUE_CASES.keys())
+def test_errors_quote_the_value_found(old: str, new: str, field: str, shown: str) -> None:
+    text = replace(old, new)
+    with pytest.raises(matrix.MatrixError) as info:
+        matrix.parse(text, "versions.yaml")
+    prefix = f"versions.yaml:{line_of(text, new)}: {field}: "
+    assert [line for line in str(info.value).splitlines() if line.startswith(prefix)], info.value
+    assert shown in str(info.value), info.value
+
+
+def test_long_values_are_shortened() -> None:
+    many = ", ".join(f"k{i}: v" for i in range(50))
+    text = replace("title: Hardened Python base image", f"title: {{{many}}}")
+    with pytest.raises(matrix.MatrixError, match=r"image\.title: .*found \{'k0': 'v', .*\.\.\.$"):
+        matrix.parse(text)
+
+
+def test_load_validates_the_same_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = matrix.Matrix.model_validate
+    monkeypatch.setattr(matrix.Matrix, "model_validate",
+                        lambda data: calls.append("v") or real(data))
+    path = tmp_path / "versions.yaml"
+    path.write_text(VALID)
+    assert matrix.load(path) is matrix.load(path)
+    assert len(calls) == 1
+    path.write_text(replace('latest: "3.13"', 'latest: "3.12"'))  # an edit is seen at once
+    assert matrix.load(path).tags.latest == "3.12" and len(calls) == 2
 
 
 def test_missing_file_is_named(tmp_path: object) -> None:

@@ -66,3 +66,28 @@ def test_no_two_images_share_a_tag(m: matrix.Matrix) -> None:
 
 def test_local_tag(m: matrix.Matrix) -> None:
     assert tags.local_tag(target(m, "3.13-trixie"), "build") == "3.13.15-trixie-build"
+
+
+def test_same_day_serial_goes_between_date_and_variant(m: matrix.Matrix) -> None:
+    t = target(m, "3.13-bookworm")
+    assert tags.immutable_tag(t, "build", DAY, "%Y%m%d", 2) == "3.13.15-bookworm-20261121.2-build"
+    assert tags.immutable_tag(t, "runtime", DAY, "%Y%m%d") == "3.13.15-bookworm-20261121"
+
+
+@pytest.mark.parametrize(("tag", "expected"), [
+    ("3.13.15-bookworm-20261121", ("3.13.15-bookworm", "runtime", 0)),
+    ("3.13.15-bookworm-20261121.3", ("3.13.15-bookworm", "runtime", 3)),
+    ("3.13.15-trixie-20261121-dev", ("3.13.15-trixie", "dev", 0)),
+    ("3.12.13-trixie-20261121.1-build", ("3.12.13-trixie", "build", 1)),
+])
+def test_immutable_tags_parse_back(m: matrix.Matrix, tag: str,
+                                   expected: tuple[str, str, int]) -> None:
+    found = tags.parse_immutable(m, tag)
+    assert found is not None
+    assert (found[0].key, found[1], found[3]) == expected and found[2] == DAY
+
+
+@pytest.mark.parametrize("tag", ["3.13.15-bookworm", "3.13", "latest", "3.13.15-bookworm-2026112",
+                                 "3.13.15-bookworm-20261121-slim", "3.13.99-bookworm-20261121"])
+def test_rolling_and_foreign_tags_are_not_immutable(m: matrix.Matrix, tag: str) -> None:
+    assert tags.parse_immutable(m, tag) is None

@@ -15,7 +15,8 @@ error unless listed in ``PYTHON_BASE_SECRETS_ALLOW_EMPTY``. Both lists are
 whitespace-separated and accept NAME or NAME_FILE; setting the ignore list
 (even to "") replaces ``DEFAULT_IGNORE``. Content is decoded as UTF-8
 with surrogateescape, so any bytes reach the child environment unchanged; NUL
-bytes cannot live in an environment variable, so such a file is an error.
+bytes cannot live in an environment variable, so such a file is an error, and
+so is one too large for Linux to exec with (``MAX_ENV_STRING``).
 Errors name the variable and the path, never the value.
 """
 
@@ -26,7 +27,7 @@ import stat
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 
-__all__ = ["DEFAULT_IGNORE", "SecretFileError", "load", "main"]
+__all__ = ["DEFAULT_IGNORE", "MAX_ENV_STRING", "SecretFileError", "load", "main"]
 
 IGNORE_VAR = "PYTHON_BASE_SECRETS_IGNORE"
 ALLOW_EMPTY_VAR = "PYTHON_BASE_SECRETS_ALLOW_EMPTY"
@@ -42,6 +43,9 @@ DEFAULT_IGNORE = (
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AZURE_FEDERATED_TOKEN_FILE",
 )
+# Linux's MAX_ARG_STRLEN: exec fails with E2BIG ("Argument list too long") when
+# one "NAME=value" string, with its NUL, is longer.
+MAX_ENV_STRING = 128 * 1024
 EX_USAGE = 64
 EX_CONFIG = 78
 _SUFFIX = "_FILE"
@@ -87,8 +91,19 @@ def _read(
         raise fail("is a directory")
     if not stat.S_ISREG(st.st_mode):
         raise fail("not a regular file")
+    limit = MAX_ENV_STRING - len(name) - 2  # "=" and the NUL
+
+    def too_large(size: int) -> SecretFileError:
+        return fail(
+            f"file is {size} bytes, more than the {limit} bytes {name} can hold (Linux limits "
+            "one NAME=value to 128 KiB); read the file in the app instead"
+        )
+
     try:
         with open(path, "rb") as f:
+            # Refused unread; only the one trailing newline dropped below may take a file over.
+            if st.st_size > limit + 1:
+                raise too_large(st.st_size)
             data = f.read()
     except PermissionError:
         raise fail("permission denied") from None
@@ -96,8 +111,11 @@ def _read(
         raise fail("cannot read") from None
     if b"\0" in data:
         raise fail("contains a NUL byte, which an environment variable cannot hold")
+    size = len(data)  # st_size says 0 for /proc files and the like
     if data.endswith(b"\n"):
         data = data[:-1]
+    if len(data) > limit:
+        raise too_large(size)
     if not data and name not in allow_empty and var not in allow_empty:
         raise fail(f"file is empty (list {name} in {ALLOW_EMPTY_VAR} to allow)")
     return data.decode("utf-8", "surrogateescape")

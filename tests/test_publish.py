@@ -1,0 +1,288 @@
+"""Publishing against real registries on 127.0.0.1 (Debian's docker-registry), each started and
+stopped by the test that uses it: first publish, the unchanged no-op, changed content with its
+changelog, a registry killed mid-publish and the rerun, refused credentials, rollback, gates.
+
+The candidates are small test images made FROM the first selected runtime image, so every
+push after the first reuses its layers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import pytest
+from conftest import MATRIX, Image, docker
+
+from pybase import engine, gates, local_registry, publish, registry, tags
+
+pytestmark = pytest.mark.image
+
+QUICK_RETRY = registry.Retry(attempts=2, first_delay=0.2)
+PROBE = """\
+FROM {base}
+USER root
+RUN set -eux; \\
+    site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \\
+    mkdir "$site/pybase_probe-{version}.dist-info"; \\
+    printf 'Metadata-Version: 2.1\\nName: pybase-probe\\nVersion: {version}\\n' \\
+        > "$site/pybase_probe-{version}.dist-info/METADATA"
+USER 10001:10001
+ENV PYBASE_PROBE={version}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class World:
+    """One registry, the publisher's records and the test images of one test."""
+
+    registry: local_registry.LocalRegistry
+    base: Image
+    work: Path
+    images: list[str]
+
+    @property
+    def repository(self) -> registry.Repository:
+        return registry.Repository(f"{self.registry.address}/platform/python-base")
+
+    def image(self, name: str, dockerfile: str) -> publish.Candidate:
+        """Build a test image and give it passing gate records."""
+        context = self.work / name
+        context.mkdir()
+        (context / "Dockerfile").write_text(dockerfile.format(base=self.base.ref))
+        ref = f"pybase-publish-test:{name}-{self.work.name[-8:]}"
+        docker("build", "--quiet", "-t", ref, str(context))
+        self.images.append(ref)
+        self.passed(ref)
+        return publish.Candidate(ref, self.base.target, "runtime")
+
+    def relabelled(self, name: str, source: publish.Candidate) -> publish.Candidate:
+        """The same content, another image ID: what a rebuild on a later commit gives."""
+        return self.image(name, f"FROM {source.ref}\nLABEL org.opencontainers.image.revision={name}\n")
+
+    def probe(self, name: str, version: str) -> publish.Candidate:
+        return self.image(name, PROBE.replace("{version}", version))
+
+    def passed(self, ref: str) -> None:
+        image_id = engine.image_id(ref)
+        assert image_id
+        gates.write_test_record(gates.TestRecord(ref, image_id, 5, 0, 0, 0, 0, 0, False, gates.now()),
+                                self.work / "test-records")
+        audit = self.work / "audit-records" / f"{gates.record_name(ref)}.json"
+        audit.parent.mkdir(exist_ok=True)
+        audit.write_text(json.dumps({"status": "passed", "image_id": image_id}))
+
+    def publisher(self, session: registry.Session, **kwargs: object) -> publish.Publisher:
+        return publish.Publisher(MATRIX, session, records=self.work / "publish",
+                                 **kwargs)  # type: ignore[arg-type]
+
+    def publish(self, *candidates: publish.Candidate, **kwargs: object) -> list[publish.Outcome]:
+        with registry.Session(self.repository, None, QUICK_RETRY) as session:
+            return self.publisher(session, **kwargs).publish(
+                candidates, self.work / "test-records", self.work / "audit-records")
+
+    def digest(self, tag: str) -> str | None:
+        with registry.Session(self.repository, None, QUICK_RETRY) as session:
+            found = session.manifest(tag)
+        return found.digest if found else None
+
+    def all_tags(self) -> list[str]:
+        with registry.Session(self.repository, None, QUICK_RETRY) as session:
+            return sorted(session.tags())
+
+
+@pytest.fixture
+def world(runtime_image: Image) -> Iterator[World]:
+    runtime_image.inspect()
+    with tempfile.TemporaryDirectory(prefix="pybase-publish-") as tmp:
+        work = Path(tmp)
+        reg = local_registry.start(work / "registry", free_port())
+        w = World(reg, runtime_image, work, [])
+        try:
+            yield w
+        finally:
+            w.registry.stop()
+            for ref in reversed(w.images):
+                docker("image", "rm", "-f", ref, check=False)
+
+
+def rolling(candidate: publish.Candidate) -> list[str]:
+    built = engine.inspect(candidate.ref)
+    assert built is not None
+    day = publish._build_date(built.labels, candidate.ref)
+    return tags.tags_for(MATRIX, candidate.target, candidate.variant, day)[1:]
+
+
+def test_first_publish_then_unchanged_rebuild_is_a_noop(world: World,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    first = world.relabelled("v1", publish.Candidate(world.base.ref, world.base.target, "runtime"))
+    [outcome] = world.publish(first)
+    assert outcome.status == "published" and outcome.previous_digest is None
+    assert world.digest(outcome.immutable_tag) == outcome.digest
+    for tag in rolling(first):
+        assert world.digest(tag) == outcome.digest, tag
+    record = json.loads((world.work / "publish" / "manifest.json").read_text())
+    assert record["images"][0]["tags"][outcome.immutable_tag] == outcome.digest
+    assert record["images"][0]["fingerprint"].startswith("sha256:")
+    assert "first publish" in Path(outcome.changelog["markdown"]).read_text()
+
+    before = world.all_tags()
+    again = world.relabelled("v1-rebuilt", first)
+    assert engine.image_id(again.ref) != engine.image_id(first.ref)
+    [noop] = world.publish(again)
+    assert noop.status == "unchanged" and noop.digest == outcome.digest
+    assert f"unchanged since {outcome.immutable_tag}" in capsys.readouterr().out
+    assert world.all_tags() == before
+
+
+def test_changed_content_gets_a_new_immutable_tag_and_a_changelog(world: World) -> None:
+    v1, v2 = world.probe("p1", "1.0"), world.probe("p2", "1.1")
+    [one] = world.publish(v1)
+    [two] = world.publish(v2)
+    assert two.status == "published" and two.previous_digest == one.digest
+    # The same build day: the dated tag is taken, so the next serial is used, never overwritten.
+    assert two.immutable_tag != one.immutable_tag
+    assert tags.parse_immutable(MATRIX, two.immutable_tag)[3] == 1  # type: ignore[index]
+    assert world.digest(one.immutable_tag) == one.digest
+    for tag in rolling(v2):
+        assert world.digest(tag) == two.digest
+    log = json.loads(Path(two.changelog["json"]).read_text())
+    assert {"area": "python /opt/venv", "name": "pybase-probe", "change": "upgraded",
+            "old": "1.0", "new": "1.1"} in log["changes"]
+    assert {"area": "config env", "name": "PYBASE_PROBE", "change": "changed", "old": "1.0",
+            "new": "1.1"} in log["changes"]
+    markdown = Path(two.changelog["markdown"]).read_text()
+    assert "| pybase-probe | upgraded | 1.0 | 1.1 |" in markdown
+
+
+@pytest.mark.parametrize("killed_after", ["immutable", "rolling"])
+def test_registry_killed_mid_publish_then_rerun_completes(world: World, killed_after: str) -> None:
+    v1, v2 = world.probe("k1", "1.0"), world.probe("k2", "2.0")
+    [one] = world.publish(v1)
+
+    def kill(step: str) -> None:
+        if step.startswith(killed_after):
+            os.kill(world.registry.pid, signal.SIGKILL)
+            os.waitpid(world.registry.pid, 0)  # ours: collect it, no zombie left
+
+    with pytest.raises(registry.RegistryError, match=world.registry.address):
+        world.publish(v2, after_write=kill)
+    world.registry = local_registry.start(world.registry.directory, free_port_of(world))
+    # Every rolling tag still serves a whole image: the old one, or the new one complete.
+    v2_id = engine.image_id(v2.ref)
+    with registry.Session(world.repository, None, QUICK_RETRY) as session:
+        for tag in rolling(v2):
+            found = session.manifest(tag)
+            assert found is not None
+            assert found.config_digest in (engine.image_id(v1.ref), v2_id), tag
+            pulled = session.pull(found.digest)  # every layer is there
+            assert pulled == found.config_digest
+    [rerun] = world.publish(v2)
+    assert rerun.status == "published" and rerun.previous_digest in (one.digest, rerun.digest)
+    for tag in rolling(v2):
+        assert world.digest(tag) == rerun.digest
+    assert len([t for t in world.all_tags() if tags.parse_immutable(MATRIX, t)]) == 2
+
+
+def free_port_of(world: World) -> int:
+    return int(world.registry.address.rsplit(":", 1)[1])
+
+
+def test_rollback_moves_the_rolling_tags_back(world: World) -> None:
+    v1, v2 = world.probe("r1", "1.0"), world.probe("r2", "2.0")
+    [one] = world.publish(v1)
+    [two] = world.publish(v2)
+    with registry.Session(world.repository, None, QUICK_RETRY) as session:
+        back = world.publisher(session).rollback(one.immutable_tag)
+    assert back.status == "rolled back" and back.previous_digest == two.digest
+    for tag in rolling(v1):
+        assert world.digest(tag) == one.digest
+    assert world.digest(two.immutable_tag) == two.digest  # immutable tags stay
+
+
+def test_gates_refuse_untested_or_rebuilt_images(world: World) -> None:
+    tested = world.probe("g1", "1.0")
+    (world.work / "audit-records" / f"{gates.record_name(tested.ref)}.json").unlink()
+    untested = world.probe("g2", "1.0")
+    (world.work / "test-records" / f"{gates.record_name(untested.ref)}.json").write_text(
+        json.dumps({"outcome": "passed", "image_id": "sha256:" + "0" * 64}))
+    with pytest.raises(publish.PublishError) as refused:
+        world.publish(tested, untested)
+    message = str(refused.value)
+    assert f"{tested.ref}: no audit record" in message
+    assert f"{untested.ref}: the test record is for image sha256:00000000000" in message
+    assert world.all_tags() == []  # nothing was pushed, not even the image that passed
+
+
+def test_registry_down_at_start_names_it_and_moves_nothing(world: World) -> None:
+    candidate = world.probe("d1", "1.0")
+    world.registry.stop()
+    with pytest.raises(registry.RegistryError) as down:
+        world.publish(candidate)
+    assert world.registry.address in str(down.value)
+    assert "connection refused" in str(down.value).lower()
+
+
+def test_transient_failure_is_retried(world: World) -> None:
+    """The registry comes back during the bounded backoff: the run goes on."""
+    world.registry.stop()
+    port = free_port_of(world)
+    restart = threading.Timer(1.0, lambda: local_registry.start(world.registry.directory, port))
+    restart.start()
+    try:
+        with registry.Session(world.repository, None, registry.Retry(4, 1.0),
+                              echo=lambda line: None) as session:
+            assert session.tags() == []
+    finally:
+        restart.join()
+        world.registry = local_registry.LocalRegistry(
+            world.registry.address, world.registry.directory,
+            int((world.registry.directory / "registry.pid").read_text()))
+
+
+@pytest.fixture
+def auth_world(world: World) -> Iterator[tuple[World, registry.Credentials]]:
+    """The same world behind htpasswd auth."""
+    world.registry.stop()
+    password = "s3cret-" + os.urandom(6).hex()
+    htpasswd = world.work / "htpasswd"
+    htpasswd.write_text("publisher:" + bcrypt.hashpw(password.encode(),
+                                                       bcrypt.gensalt(rounds=5)).decode() + "\n")
+    world.registry = local_registry.start(world.registry.directory, free_port_of(world), htpasswd)
+    yield world, registry.Credentials("publisher", password, registry.USER_ENV)
+
+
+def test_wrong_credentials_fail_clearly_and_push_nothing(
+        auth_world: tuple[World, registry.Credentials], capsys: pytest.CaptureFixture[str]) -> None:
+    world, good = auth_world
+    candidate = world.probe("a1", "1.0")
+    wrong = registry.Credentials(good.user, good.password + "-wrong", good.source)
+    with registry.Session(world.repository, wrong, QUICK_RETRY) as session:
+        auth_dir = session.auth_file.parent
+        with pytest.raises(registry.RegistryAuthError) as refused:
+            world.publisher(session).publish([candidate], world.work / "test-records",
+                                             world.work / "audit-records")
+    assert not auth_dir.exists()  # the private auth file is gone with the session
+    message = str(refused.value)
+    assert "refused the credentials of user 'publisher'" in message and world.registry.address in message
+    assert wrong.password not in message + capsys.readouterr().out
+    assert "wrong" not in repr(wrong)
+    with registry.Session(world.repository, good, QUICK_RETRY) as session:
+        assert session.tags() == []  # nothing was pushed
+        [outcome] = world.publisher(session).publish(
+            [candidate], world.work / "test-records", world.work / "audit-records")
+        assert session.manifest(outcome.immutable_tag) is not None

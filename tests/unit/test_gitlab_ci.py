@@ -1,0 +1,108 @@
+"""The GitLab pipeline: which jobs each pipeline source gets, the fan-out, and its drift check.
+
+GitLab's rules are evaluated here for the small expression language this file uses
+(`$A == "x"`, `$A == $B`), which is enough to tell what a merge request, a push to the default
+branch and the weekly schedule run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pybase import matrix, pipeline
+
+CONFIG: dict[str, Any] = yaml.safe_load(pipeline.GITLAB_CI.read_text())
+SOURCES = {
+    "merge request": {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main"},
+    "default branch": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main",
+                       "CI_DEFAULT_BRANCH": "main"},
+    "feature branch": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "wip",
+                       "CI_DEFAULT_BRANCH": "main"},
+    "schedule": {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "main",
+                 "CI_DEFAULT_BRANCH": "main"},
+}
+_COMPARISON = re.compile(r'^\$(\w+) (==|!=) (?:"([^"]*)"|\$(\w+))$')
+
+
+def holds(expression: str, env: dict[str, str]) -> bool:
+    found = _COMPARISON.match(expression.strip())
+    assert found, f"unsupported rule expression: {expression}"
+    name, op, literal, other = found.groups()
+    left, right = env.get(name), literal if other is None else env.get(other)
+    return (left == right) if op == "==" else (left != right)
+
+
+def decide(rules: list[dict[str, Any]] | None, env: dict[str, str]) -> dict[str, Any] | None:
+    """The first matching rule (GitLab semantics), or None when the job is left out."""
+    if rules is None:
+        return {}
+    for rule in rules:
+        if "if" not in rule or holds(rule["if"], env):
+            return None if rule.get("when") == "never" else rule
+    return None
+
+
+def jobs_for(source: str) -> set[str]:
+    env = SOURCES[source]
+    if decide(CONFIG["workflow"]["rules"], env) is None:
+        return set()
+    return {name for name, job in CONFIG.items()
+            if isinstance(job, dict) and "script" in job and not name.startswith(".")
+            and decide(job.get("rules"), env) is not None}
+
+
+@pytest.mark.parametrize(("source", "jobs"), [
+    ("merge request", {"lint", "build", "test", "audit"}),
+    ("default branch", {"lint", "build", "test", "audit", "publish"}),
+    ("schedule", {"lint", "build", "test", "audit", "publish"}),
+    ("feature branch", set()),
+])
+def test_jobs_per_pipeline_source(source: str, jobs: set[str]) -> None:
+    assert jobs_for(source) == jobs
+
+
+def test_schedule_rebuilds_the_os_upgrade_layer() -> None:
+    for source, fresh in (("schedule", True), ("default branch", False)):
+        rule = decide(CONFIG["build"]["rules"], SOURCES[source])
+        assert rule is not None
+        assert ("PYTHON_BASE_OS_UPGRADE_STAMP" in rule.get("variables", {})) is fresh
+
+
+def test_publish_is_serialized_and_promotes_tested_candidates() -> None:
+    job = CONFIG["publish"]
+    assert job["resource_group"]
+    assert set(job["needs"]) == {"build", "test", "audit"}
+    assert any("--from-candidates" in line for line in job["script"])
+    assert not any("build" in line.split("-s", 1)[-1] for line in job["script"]), "no rebuild"
+
+
+def test_every_entry_job_fans_out_over_the_generated_matrix() -> None:
+    [entries] = CONFIG[".entries"]["parallel"]["matrix"]
+    assert entries["ENTRY"] == [t.key for t in matrix.load().targets()]
+    for name in ("build", "test", "audit"):
+        assert CONFIG[name]["extends"] == ".entries"
+
+
+def test_artifacts_carry_every_report() -> None:
+    paths = [p for job in CONFIG.values() if isinstance(job, dict)
+             for p in job.get("artifacts", {}).get("paths", [])]
+    for wanted in ("reports/candidates/", "reports/gates/", "reports/audit/", "reports/sbom/",
+                   "reports/publish/"):
+        assert wanted in paths
+    assert CONFIG["test"]["artifacts"]["reports"]["junit"] == "reports/junit.xml"
+
+
+def test_drift_is_caught_and_fixed(tmp_path: Path) -> None:
+    copy = tmp_path / ".gitlab-ci.yml"
+    copy.write_text(pipeline.GITLAB_CI.read_text().replace('"3.13.15-trixie"', '"3.13.14-trixie"'))
+    m = matrix.load()
+    with pytest.raises(pipeline.PipelineError, match="differs from versions.yaml"):
+        pipeline.sync(m, check=True, path=copy)
+    assert pipeline.sync(m, check=False, path=copy) is False
+    assert pipeline.current(copy) == pipeline.entries(m)
+    assert copy.read_text() == pipeline.GITLAB_CI.read_text()
