@@ -114,7 +114,7 @@ class Publisher:
         current = self.session.manifest(reference)
         old: content.Content | None = None
         if current is not None:
-            old = content.content(inventory.inventory(self.session.pull(current.digest)))
+            old = self._published_content(current.digest)
             if content.fingerprint(old) == fingerprint:
                 since = self._immutable_of(c, current.digest)
                 self.echo(f"publish: {c.ref}: unchanged since {since} ({current.digest[:19]}); "
@@ -131,6 +131,16 @@ class Publisher:
         self.echo(f"publish: {c.ref}: published {self.repository.tag(immutable)} ({digest[:19]})"
                   f", {len(rolling)} rolling tags moved; changelog {outcome.changelog['markdown']}")
         return outcome
+
+    def _published_content(self, digest: str) -> content.Content:
+        """The content of the image a tag serves now: pulled by digest (its layers are mostly
+        in the engine already), listed, and the pulled reference dropped again."""
+        image_id = self.session.pull(digest)
+        try:
+            return content.content(inventory.inventory(image_id))
+        finally:
+            engine.docker("image", "rm", self.repository.digest(digest), capture=True,
+                          check=False)
 
     def _write_immutable(self, c: Candidate, image_id: str, built_on: date) -> tuple[str, str]:
         """Write the dated tag (or find this image already under it); verify what the registry

@@ -18,7 +18,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,12 +198,13 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
         items[0].config.stash[_TALLY].deselected += len(items)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+        item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if report.when != "call" and not report.failed and not report.skipped:
-        return
+        return report
     tally = item.config.stash[_TALLY]
     image = _image_of(item)
     kind = "error" if report.when != "call" and report.failed else report.outcome
@@ -211,6 +212,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         tally.outcomes[image.ref].append(kind)
     elif report.failed:
         tally.failed_elsewhere += 1
+    return report
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -33,7 +33,7 @@ def test_tini_is_pid_1_and_execs_the_cmd(host: Any) -> None:
 
 
 def present(host: Any, tool: str) -> bool:
-    return host.run(f"command -v {tool}").rc == 0
+    return bool(host.run(f"command -v {tool}").rc == 0)
 
 
 @pytest.mark.variants("build", "dev")

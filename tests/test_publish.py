@@ -50,14 +50,14 @@ def free_port() -> int:
 class World:
     """One registry, the publisher's records and the test images of one test."""
 
-    registry: local_registry.LocalRegistry
+    server: local_registry.LocalRegistry
     base: Image
     work: Path
     images: list[str]
 
     @property
     def repository(self) -> registry.Repository:
-        return registry.Repository(f"{self.registry.address}/platform/python-base")
+        return registry.Repository(f"{self.server.address}/platform/python-base")
 
     def image(self, name: str, dockerfile: str) -> publish.Candidate:
         """Build a test image and give it passing gate records."""
@@ -115,7 +115,7 @@ def world(runtime_image: Image) -> Iterator[World]:
         try:
             yield w
         finally:
-            w.registry.stop()
+            w.server.stop()
             for ref in reversed(w.images):
                 docker("image", "rm", "-f", ref, check=False)
 
@@ -176,12 +176,12 @@ def test_registry_killed_mid_publish_then_rerun_completes(world: World, killed_a
 
     def kill(step: str) -> None:
         if step.startswith(killed_after):
-            os.kill(world.registry.pid, signal.SIGKILL)
-            os.waitpid(world.registry.pid, 0)  # ours: collect it, no zombie left
+            os.kill(world.server.pid, signal.SIGKILL)
+            os.waitpid(world.server.pid, 0)  # ours: collect it, no zombie left
 
-    with pytest.raises(registry.RegistryError, match=world.registry.address):
+    with pytest.raises(registry.RegistryError, match=world.server.address):
         world.publish(v2, after_write=kill)
-    world.registry = local_registry.start(world.registry.directory, free_port_of(world))
+    world.server = local_registry.start(world.server.directory, free_port_of(world))
     # Every rolling tag still serves a whole image: the old one, or the new one complete.
     v2_id = engine.image_id(v2.ref)
     with registry.Session(world.repository, None, QUICK_RETRY) as session:
@@ -199,7 +199,7 @@ def test_registry_killed_mid_publish_then_rerun_completes(world: World, killed_a
 
 
 def free_port_of(world: World) -> int:
-    return int(world.registry.address.rsplit(":", 1)[1])
+    return int(world.server.address.rsplit(":", 1)[1])
 
 
 def test_rollback_moves_the_rolling_tags_back(world: World) -> None:
@@ -230,18 +230,18 @@ def test_gates_refuse_untested_or_rebuilt_images(world: World) -> None:
 
 def test_registry_down_at_start_names_it_and_moves_nothing(world: World) -> None:
     candidate = world.probe("d1", "1.0")
-    world.registry.stop()
+    world.server.stop()
     with pytest.raises(registry.RegistryError) as down:
         world.publish(candidate)
-    assert world.registry.address in str(down.value)
+    assert world.server.address in str(down.value)
     assert "connection refused" in str(down.value).lower()
 
 
 def test_transient_failure_is_retried(world: World) -> None:
     """The registry comes back during the bounded backoff: the run goes on."""
-    world.registry.stop()
+    world.server.stop()
     port = free_port_of(world)
-    restart = threading.Timer(1.0, lambda: local_registry.start(world.registry.directory, port))
+    restart = threading.Timer(1.0, lambda: local_registry.start(world.server.directory, port))
     restart.start()
     try:
         with registry.Session(world.repository, None, registry.Retry(4, 1.0),
@@ -249,20 +249,20 @@ def test_transient_failure_is_retried(world: World) -> None:
             assert session.tags() == []
     finally:
         restart.join()
-        world.registry = local_registry.LocalRegistry(
-            world.registry.address, world.registry.directory,
-            int((world.registry.directory / "registry.pid").read_text()))
+        world.server = local_registry.LocalRegistry(
+            world.server.address, world.server.directory,
+            int((world.server.directory / "registry.pid").read_text()))
 
 
 @pytest.fixture
 def auth_world(world: World) -> Iterator[tuple[World, registry.Credentials]]:
     """The same world behind htpasswd auth."""
-    world.registry.stop()
+    world.server.stop()
     password = "s3cret-" + os.urandom(6).hex()
     htpasswd = world.work / "htpasswd"
     htpasswd.write_text("publisher:" + bcrypt.hashpw(password.encode(),
                                                        bcrypt.gensalt(rounds=5)).decode() + "\n")
-    world.registry = local_registry.start(world.registry.directory, free_port_of(world), htpasswd)
+    world.server = local_registry.start(world.server.directory, free_port_of(world), htpasswd)
     yield world, registry.Credentials("publisher", password, registry.USER_ENV)
 
 
@@ -278,7 +278,7 @@ def test_wrong_credentials_fail_clearly_and_push_nothing(
                                              world.work / "audit-records")
     assert not auth_dir.exists()  # the private auth file is gone with the session
     message = str(refused.value)
-    assert "refused the credentials of user 'publisher'" in message and world.registry.address in message
+    assert "refused the credentials of user 'publisher'" in message and world.server.address in message
     assert wrong.password not in message + capsys.readouterr().out
     assert "wrong" not in repr(wrong)
     with registry.Session(world.repository, good, QUICK_RETRY) as session:

@@ -190,8 +190,11 @@ def test_long_values_are_shortened() -> None:
 def test_load_validates_the_same_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real = matrix.Matrix.model_validate
-    monkeypatch.setattr(matrix.Matrix, "model_validate",
-                        lambda data: calls.append("v") or real(data))
+    def counting(data: object) -> matrix.Matrix:
+        calls.append("v")
+        return real(data)
+
+    monkeypatch.setattr(matrix.Matrix, "model_validate", counting)
     path = tmp_path / "versions.yaml"
     path.write_text(VALID)
     assert matrix.load(path) is matrix.load(path)
@@ -200,6 +203,6 @@ def test_load_validates_the_same_file_once(tmp_path: Path, monkeypatch: pytest.M
     assert matrix.load(path).tags.latest == "3.12" and len(calls) == 2
 
 
-def test_missing_file_is_named(tmp_path: object) -> None:
+def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(matrix.MatrixError, match=r"nowhere\.yaml: cannot read"):
-        matrix.load(matrix.Path(str(tmp_path)) / "nowhere.yaml")
+        matrix.load(tmp_path / "nowhere.yaml")

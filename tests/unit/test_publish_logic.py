@@ -170,7 +170,8 @@ def test_gates(tmp_path: Path, test: dict[str, Any] | None, audit: dict[str, Any
     ((3, 0, 0, 0, 0, 4), False, "incomplete"), ((0, 0, 0, 5, 0, 0), False, "incomplete"),
     ((3, 0, 0, 0, 0, 0), True, "incomplete"),
 ])
-def test_test_record_outcome(counts: tuple[int, ...], partial: bool, outcome: str) -> None:
+def test_test_record_outcome(counts: tuple[int, int, int, int, int, int], partial: bool,
+                             outcome: str) -> None:
     record = gates.TestRecord("python-base:x", "sha256:1", *counts, partial=partial,
                               finished="now")
     assert record.outcome == outcome
