@@ -69,7 +69,7 @@ def audit(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy on the Python code, hadolint on every Dockerfile, versions.yaml's schema."""
-    install(session, "lint")
+    install(session, "lint,test")  # mypy reads the tests, so their imports must be there
     session.run("pybase", "targets", "--all", silent=True)
     session.run("pybase", "pipeline", "--check")
     # What ships in the images is linted like the rest (the healthcheck has no .py suffix).

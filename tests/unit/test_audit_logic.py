@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 
 from pybase import audit, inventory, sbom
+from pybase.audit import debian as audit_debian
+from pybase.audit import report as audit_report
+from pybase.audit import source as audit_source
 from pybase.audit_ignore import IgnoreFile, load_ignores
 
 TODAY = date(2026, 11, 21)
@@ -140,13 +143,13 @@ def test_old_style_security_dist_keeps_its_slash() -> None:
 
 
 def test_script_sections_are_split_on_markers() -> None:
-    sections = audit._sections("noise\n@@codename bookworm\n@@warnings\n@@releases\na\nb\n@@end\n")
+    sections = audit_debian._sections("noise\n@@codename bookworm\n@@warnings\n@@releases\na\nb\n@@end\n")
     assert sections == {"codename": "bookworm", "warnings": "", "releases": "a\nb", "end": ""}
 
 
 def test_urls_never_reach_a_report() -> None:
     text = "W: Failed to fetch http://mirror.invalid/debian/dists/x/InRelease  refused"
-    assert audit._scrub(text) == "W: Failed to fetch <repository>  refused"
+    assert audit_report.scrub(text) == "W: Failed to fetch <repository>  refused"
 
 
 # --- pip-audit --------------------------------------------------------------------------------
@@ -224,7 +227,7 @@ def test_missing_or_empty_advisory_database_is_an_error(tmp_path: Path) -> None:
 def test_offline_source_drops_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
-    env = audit._offline_env()
+    env = audit_source._offline_env()
     assert not {"HTTPS_PROXY", "http_proxy"} & set(env)
     assert env["NO_PROXY"] == "127.0.0.1,localhost"
 

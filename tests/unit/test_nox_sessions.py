@@ -61,13 +61,15 @@ def _functions(tree: ast.Module) -> Iterator[ast.FunctionDef | ast.AsyncFunction
 
 def call_graph() -> CallGraph:
     graph = CallGraph()
-    for path in sorted((REPO / "pybase").glob("*.py")):
+    for path in sorted((REPO / "pybase").rglob("*.py")):
         _add_module(graph, path)
     return graph
 
 
 def _add_module(graph: CallGraph, path: Path) -> None:
-    module = path.stem
+    # pybase/audit/__init__.py is `audit`, pybase/audit/python.py `audit.python`.
+    module = ".".join(path.relative_to(REPO / "pybase").with_suffix("").parts)
+    module = module.removesuffix(".__init__")
     tree = ast.parse(path.read_text(encoding="utf-8"))
     local = {f.name for f in _functions(tree)}
     modules: set[str] = set()  # `from pybase import sbom`
