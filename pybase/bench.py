@@ -9,12 +9,11 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from pybase import engine, images, tags
+from pybase import engine, images, paths, tags
 from pybase.matrix import Matrix, Target
 
-REPORT = Path("reports") / "bench.json"
+REPORT = paths.REPORTS / "bench.json"
 
 
 def _median_seconds(action: Callable[[], object], runs: int) -> float:

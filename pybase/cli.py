@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 from pybase import (
     audit,
@@ -193,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def with_variants(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         with_selection(p)
-        p.add_argument("--variant", action="append", choices=["runtime", "build", "dev"],
+        p.add_argument("--variant", action="append", choices=get_args(matrix.Variant),
                        help="only these variants (repeatable); default: versions.yaml's")
         return p
 

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pybase import engine, sbom, tags
+from pybase import engine, paths, sbom, tags
 from pybase.matrix import Matrix, Target
 
-REPO = Path(__file__).resolve().parent.parent
-CONTEXT = REPO / "images" / "python-base"
+CONTEXT = paths.REPO / "images" / "python-base"
 LABEL_PREFIX = "org.opencontainers.image"
 OS_UPGRADE_STAMP_ENV = "PYTHON_BASE_OS_UPGRADE_STAMP"
 
@@ -30,7 +29,7 @@ class Built:
 def git_revision() -> str:
     """HEAD's commit, marked -dirty when the work tree differs (so a label never lies)."""
     def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+        return subprocess.run(["git", "-C", str(paths.REPO), *args], capture_output=True, text=True,
                               check=False)
     head = git("rev-parse", "HEAD")
     if head.returncode != 0:

@@ -14,10 +14,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pybase import validated_yaml
+from pybase import paths, validated_yaml
 from pybase.validated_yaml import Location, Problem, dotted, found
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "versions.yaml"
+DEFAULT_PATH = paths.REPO / "versions.yaml"
 
 Variant = Literal["runtime", "build", "dev"]
 Release = Literal["bullseye", "bookworm", "trixie", "forky"]

@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 from packaging.utils import canonicalize_name
 
-from pybase import engine
+from pybase import engine, paths
 from pybase.inventory import CPython, Distribution, Inventory, OwnFile, inventory
 
 __all__ = [
@@ -45,8 +45,7 @@ __all__ = [
     "python_requirements",
 ]
 
-REPO = Path(__file__).resolve().parent.parent
-REPORTS = REPO / "reports"
+REPORTS = paths.REPORTS
 SBOM_PATH_IN_IMAGE = "/usr/local/share/python-base/sbom.cdx.json"
 SPEC_VERSION = "1.6"
 SCHEMA = f"http://cyclonedx.org/schema/bom-{SPEC_VERSION}.schema.json"

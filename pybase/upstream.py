@@ -23,12 +23,12 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import get_args
 
-from pybase import engine
-from pybase.matrix import PythonEntry, Target
+from pybase import engine, paths
+from pybase.matrix import PythonEntry, Release, Target
 
-REPO = Path(__file__).resolve().parent.parent
-PYTHON_DOCKERFILE = REPO / "images" / "python" / "Dockerfile"
+PYTHON_DOCKERFILE = paths.REPO / "images" / "python" / "Dockerfile"
 RECIPE_LABEL = "org.python-base.recipe"
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 SLIM_HOOKS = "/usr/share/mmdebstrap/hooks/maybe-merged-usr"
@@ -245,7 +245,8 @@ def _fetch_debian_orig(entry: PythonEntry, out: Path) -> None:
             (root / sub).mkdir(parents=True)
         (root / "sources.list").write_text("".join(
             f"deb-src [signed-by={DEBIAN_KEYRING}] {mirrors.archive} {suite} main\n"
-            for suite in ("bookworm", "trixie", "forky", "sid")
+            # Every release versions.yaml may name, plus sid, where new patch releases land first.
+            for suite in (*get_args(Release), "sid")
         ))
         options = [
             "-o", f"Dir::Etc::SourceList={root / 'sources.list'}",

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pybase import engine, inventory, sbom
+from pybase import engine, inventory, paths, sbom
 from pybase.audit.debian import (
     APT_TIMEOUT,
     PackagePolicy,
@@ -84,9 +84,8 @@ __all__ = [
     "render", "requirement_batches", "run", "vulnerability_source", "write_report",
 ]
 
-REPO = Path(__file__).resolve().parent.parent.parent
-REPORTS = REPO / "reports"
-IGNORE_FILE = REPO / "images" / "audit-ignore.yaml"
+REPORTS = paths.REPORTS
+IGNORE_FILE = paths.REPO / "images" / "audit-ignore.yaml"
 CHECKS = ("python", "os")
 
 
