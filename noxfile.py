@@ -54,7 +54,8 @@ def build(session: nox.Session) -> None:
 def test(session: nox.Session) -> None:
     """Unit tests, then testinfra against every built image; JUnit XML in reports/."""
     install(session, "test,audit")  # tests/test_audit.py drives pip-audit, debsbom, cyclonedx-py
-    selection = [f"--only={s}" for s in session.posargs]
+    # Selectors narrow the matrix; options (`-kEXPR`, `-x`) go to pytest as they are.
+    selection = [a if a.startswith("-") else f"--only={a}" for a in session.posargs]
     session.run("pytest", "--junitxml=reports/junit.xml", *selection)
 
 

@@ -106,3 +106,12 @@ def test_drift_is_caught_and_fixed(tmp_path: Path) -> None:
     assert pipeline.sync(m, check=False, path=copy) is False
     assert pipeline.current(copy) == pipeline.entries(m)
     assert copy.read_text() == pipeline.GITLAB_CI.read_text()
+
+
+def test_cache_bound_check_runs_where_the_cache_is() -> None:
+    """The warm-rebuild test needs the build cache: the build job runs it, the test job (on any
+    runner, images pulled) says it skips it."""
+    assert any("-ktest_warm_rebuild_reuses_every_layer" in line
+               for line in CONFIG["build"]["script"])
+    assert CONFIG["test"]["variables"]["PYTHON_BASE_CANDIDATES_PULLED"] == "1"
+    assert "PYTHON_BASE_CANDIDATES_PULLED" in Path("tests/test_build.py").read_text()
