@@ -5,6 +5,8 @@
     nox -s audit               pip-audit, Debian security state, SBOM for every built image
     nox -s lint                ruff, mypy, hadolint, versions.yaml
     nox -s publish             push what passed test and audit and changed (`-- --local`)
+    nox -s check               is a rebuild due? (pending Debian fixes, newer CPython patches)
+    nox -s update              write newer verified CPython patch releases into versions.yaml
 
 Selectors after `--` narrow the matrix: `nox -s build test -- 3.13-trixie`.
 """
@@ -108,3 +110,19 @@ def pipeline(session: nox.Session) -> None:
     """Write .gitlab-ci.yml's entry list from versions.yaml (lint checks it)."""
     install(session)
     session.run("pybase", "pipeline", *session.posargs)
+
+
+@nox.session
+def check(session: nox.Session) -> None:
+    """Is a rebuild due? Pending Debian fixes per image (local, `--image REF` or `--published`)
+    and newer CPython patch releases; exit 0 nothing due, 1 due, 2 could not look."""
+    install(session)
+    session.run("pybase", "check", *session.posargs)
+
+
+@nox.session
+def update(session: nox.Session) -> None:
+    """Write newer verified CPython patch releases and their sha256 into versions.yaml (and the
+    pipeline's entry list); `-- --dry-run` prints the diff only."""
+    install(session)
+    session.run("pybase", "update", *session.posargs)

@@ -15,6 +15,8 @@ from pybase import (
     audit,
     bench,
     candidates,
+    check,
+    cpython_releases,
     engine,
     images,
     local_registry,
@@ -166,6 +168,40 @@ def cmd_candidate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    m = matrix.load()
+    pull = bool(args.published)
+    if args.published:
+        with _session(args, m) as session:
+            refs = [session.repository.tag(tags.local_tag(t, v))
+                    for t in _targets(args) for v in (args.variant or m.variants)]
+    else:
+        refs = _image_refs(args)
+    checks = args.check or check.CHECKS
+    if "debian" in checks:
+        engine.require()
+    return check.run(m, refs, checks=checks, pull=pull, python_org=not args.offline).status
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    m = matrix.load(args.versions)
+    with cpython_releases.apt_sources() as apt:
+        reports = cpython_releases.lookup(m, apt, python_org=not args.offline)
+    for report in reports:
+        for line in cpython_releases.describe(report):
+            print(f"update: {line}")
+    wanted = cpython_releases.changes(reports)
+    # The generated entry list names the versions; it sits beside versions.yaml.
+    diff = cpython_releases.apply(args.versions, wanted, dry_run=args.dry_run,
+                                  gitlab_ci=args.versions.with_name(pipeline.GITLAB_CI.name))
+    if diff:
+        print(diff, end="")
+    verb = "would write" if args.dry_run else "wrote"
+    print(f"update: {verb} {len(wanted)} verified version(s) to {args.versions}"
+          + ("" if args.dry_run or not wanted else " and .gitlab-ci.yml's entry list"))
+    return 0
+
+
 def cmd_local_registry(args: argparse.Namespace) -> int:
     if args.action == "start":
         reg = local_registry.ensure(*local_registry.configured())
@@ -258,6 +294,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     with_target(cand)
     cand.add_argument("--pipeline", help="candidate tag prefix (default: $CI_PIPELINE_ID)")
     cand.set_defaults(func=cmd_candidate)
+    chk = with_variants(sub.add_parser(
+        "check", help="is a rebuild due? pending Debian fixes per image, newer CPython patches"))
+    chk.add_argument("--image", action="append", metavar="REF",
+                     help="check this image (local, or pulled from its registry) instead of the "
+                          "matrix selection (repeatable)")
+    chk.add_argument("--published", action="store_true",
+                     help="check the published rolling tags (pulled) of the selection")
+    chk.add_argument("--local", action="store_true",
+                     help="with --published: the registry of `publish --local`")
+    chk.add_argument("--check", action="append", choices=list(check.CHECKS),
+                     help="only these checks (repeatable); default: debian and cpython")
+    chk.add_argument("--offline", action="store_true",
+                     help="do not try python.org; Debian's archive only")
+    chk.set_defaults(func=cmd_check)
+    upd = sub.add_parser("update", help="write newer verified CPython patch releases into "
+                                        "versions.yaml (comments and layout kept)")
+    upd.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    upd.add_argument("--versions", type=Path, default=matrix.DEFAULT_PATH, help=argparse.SUPPRESS)
+    upd.add_argument("--offline", action="store_true",
+                     help="do not try python.org; Debian's archive only")
+    upd.set_defaults(func=cmd_update)
     loc = sub.add_parser("local-registry", help="start or stop the --local registry")
     loc.add_argument("action", choices=["start", "stop"])
     loc.set_defaults(func=cmd_local_registry)
@@ -273,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (matrix.MatrixError, engine.EngineError, upstream.UpstreamError, audit.AuditError,
             sbom.SbomError, registry.RegistryError, publish.PublishError,
             candidates.CandidateError, local_registry.LocalRegistryError,
-            pipeline.PipelineError) as exc:
+            pipeline.PipelineError, check.CheckError,
+            cpython_releases.ReleaseLookupError) as exc:
         print(f"pybase {args.command}: error: {exc}", file=sys.stderr)
         return 2
     print(f"pybase {args.command}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)

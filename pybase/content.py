@@ -156,6 +156,13 @@ def _debian_order(old: str, new: str) -> int:
     return 0
 
 
+def _short(value: str | None) -> str:
+    """File hashes shortened for reading; the JSON changelog keeps them whole."""
+    if value and len(value) == 64 and all(ch in "0123456789abcdef" for ch in value):
+        return value[:12] + "…"
+    return value or ""
+
+
 def markdown(title: str, facts: list[tuple[str, str]], found: list[Change]) -> str:
     """A changelog page: a title, a facts table (tag, digest, ...) and the changes by area."""
     lines = [f"# {title}", "", "| | |", "| --- | --- |"]
@@ -165,7 +172,7 @@ def markdown(title: str, facts: list[tuple[str, str]], found: list[Change]) -> s
         lines.append("No content changes.")
     for area in dict.fromkeys(c.area for c in found):
         lines += [f"## {area}", "", "| name | change | old | new |", "| --- | --- | --- | --- |"]
-        lines += [f"| {c.name} | {c.change} | {c.old or ''} | {c.new or ''} |"
+        lines += [f"| {c.name} | {c.change} | {_short(c.old)} | {_short(c.new)} |"
                   for c in found if c.area == area]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

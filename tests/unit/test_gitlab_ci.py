@@ -1,13 +1,14 @@
 """The GitLab pipeline: which jobs each pipeline source gets, the fan-out, and its drift check.
 
 GitLab's rules are evaluated here for the small expression language this file uses
-(`$A == "x"`, `$A == $B`), which is enough to tell what a merge request, a push to the default
-branch and the weekly schedule run.
+(`$A == "x"`, `$A == $B`, joined by `&&`), which is enough to tell what a merge request, a push
+to the default branch, the weekly and the daily schedule and the daily run's child pipeline run.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,22 @@ SOURCES = {
                        "CI_DEFAULT_BRANCH": "main"},
     "schedule": {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "main",
                  "CI_DEFAULT_BRANCH": "main"},
+    "weekly schedule": {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "main",
+                        "CI_DEFAULT_BRANCH": "main", "PYTHON_BASE_SCHEDULE": "weekly"},
+    "daily schedule": {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "main",
+                       "CI_DEFAULT_BRANCH": "main", "PYTHON_BASE_SCHEDULE": "daily"},
+    # What the daily run's `refresh` starts: pipeline variables are not forwarded to it.
+    "daily refresh (child)": {"CI_PIPELINE_SOURCE": "parent_pipeline", "CI_COMMIT_BRANCH": "main",
+                              "CI_DEFAULT_BRANCH": "main"},
 }
 _COMPARISON = re.compile(r'^\$(\w+) (==|!=) (?:"([^"]*)"|\$(\w+))$')
 
 
 def holds(expression: str, env: dict[str, str]) -> bool:
+    return all(_compare(part, env) for part in expression.split("&&"))
+
+
+def _compare(expression: str, env: dict[str, str]) -> bool:
     found = _COMPARISON.match(expression.strip())
     assert found, f"unsupported rule expression: {expression}"
     name, op, literal, other = found.groups()
@@ -52,7 +64,8 @@ def jobs_for(source: str) -> set[str]:
     if decide(CONFIG["workflow"]["rules"], env) is None:
         return set()
     return {name for name, job in CONFIG.items()
-            if isinstance(job, dict) and "script" in job and not name.startswith(".")
+            if isinstance(job, dict) and ("script" in job or "trigger" in job)
+            and not name.startswith(".")
             and decide(job.get("rules"), env) is not None}
 
 
@@ -60,6 +73,9 @@ def jobs_for(source: str) -> set[str]:
     ("merge request", {"lint", "build", "test", "audit"}),
     ("default branch", {"lint", "build", "test", "audit", "publish"}),
     ("schedule", {"lint", "build", "test", "audit", "publish"}),
+    ("weekly schedule", {"lint", "build", "test", "audit", "publish"}),
+    ("daily schedule", {"check", "refresh"}),
+    ("daily refresh (child)", {"lint", "build", "test", "audit", "publish"}),
     ("feature branch", set()),
 ])
 def test_jobs_per_pipeline_source(source: str, jobs: set[str]) -> None:
@@ -67,7 +83,8 @@ def test_jobs_per_pipeline_source(source: str, jobs: set[str]) -> None:
 
 
 def test_schedule_rebuilds_the_os_upgrade_layer() -> None:
-    for source, fresh in (("schedule", True), ("default branch", False)):
+    for source, fresh in (("schedule", True), ("weekly schedule", True),
+                          ("daily refresh (child)", True), ("default branch", False)):
         rule = decide(CONFIG["build"]["rules"], SOURCES[source])
         assert rule is not None
         assert ("PYTHON_BASE_OS_UPGRADE_STAMP" in rule.get("variables", {})) is fresh
@@ -115,3 +132,39 @@ def test_cache_bound_check_runs_where_the_cache_is() -> None:
                for line in CONFIG["build"]["script"])
     assert CONFIG["test"]["variables"]["PYTHON_BASE_CANDIDATES_PULLED"] == "1"
     assert "PYTHON_BASE_CANDIDATES_PULLED" in (pipeline.GITLAB_CI.parent / "tests" / "test_build.py").read_text()
+
+
+def _check_job_outcome(tmp_path: Path, status: int) -> tuple[int, str | None]:
+    """Run the check job's script with `pybase check` replaced by a stand-in exiting `status`;
+    (the job's exit code, the child pipeline configuration it left)."""
+    pybase = tmp_path / "cache" / "nox" / "check" / "bin" / "pybase"
+    pybase.parent.mkdir(parents=True, exist_ok=True)
+    pybase.write_text(f"#!/bin/sh\nexit {status}\n")
+    pybase.chmod(0o755)
+    (tmp_path / ".gitlab-ci.yml").write_text(pipeline.GITLAB_CI.read_text())
+    script = ["set -eo pipefail", "NOX=true", f"PYTHON_BASE_CACHE={tmp_path / 'cache'}",
+              *CONFIG["check"]["script"]]  # GitLab's shell runs the lines in one bash, -e
+    done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=tmp_path, check=False,
+                          capture_output=True, text=True)
+    child = tmp_path / "reports" / "check" / "child-pipeline.yml"
+    return done.returncode, child.read_text() if child.exists() else None
+
+
+@pytest.mark.parametrize("status", [0, 1, 2])
+def test_daily_check_starts_the_refresh_only_when_something_is_due(tmp_path: Path,
+                                                                   status: int) -> None:
+    code, child = _check_job_outcome(tmp_path, status)
+    if status == 2:  # could not look: the job fails, `refresh` (needs: check) never starts
+        assert code == 2 and child is None
+        return
+    assert code == 0 and child is not None
+    config = yaml.safe_load(child)
+    if status == 1:  # due: the child pipeline is this file, run as the weekly refresh
+        assert config == CONFIG
+    else:
+        assert set(config) == {"nothing-due"}
+    trigger = CONFIG["refresh"]["trigger"]
+    assert trigger["include"] == [{"artifact": "reports/check/child-pipeline.yml", "job": "check"}]
+    assert CONFIG["refresh"]["needs"] == ["check"]
+    assert trigger["forward"]["pipeline_variables"] is False
+    assert "reports/check/" in CONFIG["check"]["artifacts"]["paths"]

@@ -135,6 +135,9 @@ def test_changelog_markdown_groups_by_area() -> None:
     assert text.startswith("# repo:tag\n") and "| digest | sha256:1 |" in text
     assert "## cpython" in text and "| CPython | upgraded | 3.13.15 | 3.13.16 |" in text
     assert "No content changes." in content.markdown("t", [], [])
+    hashes = content.markdown("t", [], content.changes(sample(), sample(files={
+        "/usr/local/bin/python-base-entrypoint": "f" * 64})))
+    assert "| aa | " + "f" * 12 + "… |" in hashes
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
