@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from packaging.version import Version
 
-from pybase import cpython_releases, engine, registry
+from pybase import cpython_releases, debian_archive, engine, registry
 from pybase.audit.debian import debian_check
 from pybase.audit.report import AuditError
 from pybase.matrix import Matrix
@@ -111,7 +111,7 @@ def check_cpython(m: Matrix, outcome: Outcome, echo: Callable[[str], None], *,
     try:
         with cpython_releases.apt_sources(apt_lines) as apt:
             reports = cpython_releases.lookup(m, apt, python_org)
-    except cpython_releases.ReleaseLookupError as exc:
+    except debian_archive.DebianArchiveError as exc:
         outcome.errors.append(f"CPython releases: {exc}")
         echo(f"check: CPython releases: could not look: {exc}")
         return

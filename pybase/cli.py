@@ -17,6 +17,7 @@ from pybase import (
     candidates,
     check,
     cpython_releases,
+    debian_archive,
     engine,
     images,
     local_registry,
@@ -331,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sbom.SbomError, registry.RegistryError, publish.PublishError,
             candidates.CandidateError, local_registry.LocalRegistryError,
             pipeline.PipelineError, check.CheckError,
-            cpython_releases.ReleaseLookupError) as exc:
+            debian_archive.DebianArchiveError) as exc:
         print(f"pybase {args.command}: error: {exc}", file=sys.stderr)
         return 2
     print(f"pybase {args.command}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)

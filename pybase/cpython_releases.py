@@ -12,7 +12,6 @@ them (pybase.upstream.source_tarball).
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import re
 import shutil
@@ -21,16 +20,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal
 
 from packaging.version import Version
 
-from pybase import engine, matrix, pipeline, upstream, validated_yaml
-from pybase.matrix import Matrix, MatrixError, PythonEntry, Release
-
-
-class ReleaseLookupError(engine.CommandError):
-    """The source indices could not be read, so newer releases are unknown."""
+from pybase import debian_archive, matrix, pipeline, upstream, validated_yaml
+from pybase.matrix import Matrix, MatrixError, PythonEntry
 
 
 @dataclass(frozen=True)
@@ -63,68 +58,14 @@ class MinorReport:
 
 
 def archive_sources() -> list[str]:
-    """deb-src lines for every release versions.yaml may name plus sid (new patch releases land
-    there first), from the archive this host's apt uses."""
-    mirrors = upstream.host_mirrors()
-    return [f"deb-src [signed-by={upstream.DEBIAN_KEYRING}] {mirrors.archive} {suite} main"
-            for suite in (*get_args(Release), "sid")]
-
-
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S*?([^/\s]*)(?=\s|$)", re.IGNORECASE)
-_ADDRESS = re.compile(r"\s*\[IP: [^]]*\]")
-
-
-def without_hosts(text: str) -> str:
-    """apt names the archive's URLs and address; messages keep the file name only."""
-    return _ADDRESS.sub("", _URL.sub(r"\1", text))
-
-
-class AptSources:
-    """apt over a private list of deb-src lines: own lists, cache and sources, the host's apt
-    setup neither needed nor touched."""
-
-    def __init__(self, root: Path, lines: Sequence[str]) -> None:
-        for sub in ("lists/partial", "cache/archives/partial", "parts"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
-        (root / "sources.list").write_text("".join(f"{line}\n" for line in lines))
-        self.root = root
-        self.options = [
-            "-o", f"Dir::Etc::SourceList={root / 'sources.list'}",
-            "-o", f"Dir::Etc::SourceParts={root / 'parts'}",
-            "-o", f"Dir::State::Lists={root / 'lists'}",
-            "-o", f"Dir::Cache={root / 'cache'}",
-        ]
-
-    def update(self) -> None:
-        try:
-            engine.run(["apt-get", *self.options, "-q", "update"],
-                       what="apt-get update (deb-src)", error=ReleaseLookupError)
-        except ReleaseLookupError as exc:
-            raise ReleaseLookupError(without_hosts(str(exc))) from None
-
-    def showsrc(self, package: str) -> str:
-        # Exit 100 only says "no such source package"; an unreadable index failed in update().
-        return engine.run(["apt-cache", *self.options, "showsrc", package], check=False,
-                          what=f"apt-cache showsrc {package}", error=ReleaseLookupError).stdout
-
-    def download(self, package: str, debian_version: str, into: Path) -> str:
-        """`apt-get source --download-only`; '' on success, else apt's last error line(s)."""
-        what = f"apt-get source {package}={debian_version}"
-        got = engine.run(["apt-get", *self.options, "-q", "source", "--download-only",
-                          f"{package}={debian_version}"], what=what, cwd=into, check=False,
-                         error=ReleaseLookupError)
-        if got.returncode == 0:
-            return ""
-        errors = [ln for ln in (got.stderr + got.stdout).splitlines() if ln.startswith("E:")]
-        return without_hosts(" ".join(errors[:1]) or engine.failure(what, got))
+    """The deb-src lines to read (a test points this at its own repository)."""
+    return debian_archive.deb_src_lines()
 
 
 @contextmanager
-def apt_sources(lines: Sequence[str] | None = None) -> Iterator[AptSources]:
+def apt_sources(lines: Sequence[str] | None = None) -> Iterator[debian_archive.AptSources]:
     """Debian's indices (or `lines`, e.g. a test repository), fetched once for the run."""
-    with tempfile.TemporaryDirectory(prefix="pybase-releases-") as tmp:
-        apt = AptSources(Path(tmp), archive_sources() if lines is None else lines)
-        apt.update()
+    with debian_archive.apt_sources(archive_sources() if lines is None else lines) as apt:
         yield apt
 
 
@@ -148,22 +89,14 @@ def parse_showsrc(text: str, minor: str) -> list[Listed]:
     return sorted(found.values(), key=lambda item: Version(item.version), reverse=True)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def fetch_verified(apt: AptSources, entry: PythonEntry, listed: Listed,
+def fetch_verified(apt: debian_archive.AptSources, entry: PythonEntry, listed: Listed,
                    python_org: bool = True) -> str:
     """Put Python-<version>.tar.xz, hashing to the index's sha256, into the source cache.
 
     '' when it is there, else why not (each place tried)."""
     cached = upstream.cache_dir() / "sources" / f"Python-{listed.version}.tar.xz"
     cached.parent.mkdir(parents=True, exist_ok=True)
-    if cached.is_file() and sha256_of(cached) == listed.sha256:
+    if cached.is_file() and upstream.sha256_of(cached) == listed.sha256:
         return ""
     problems: list[str] = []
     if python_org:
@@ -175,7 +108,7 @@ def fetch_verified(apt: AptSources, entry: PythonEntry, listed: Listed,
         except upstream.UpstreamError as exc:
             problems.append(str(exc))
         else:
-            got = sha256_of(partial)
+            got = upstream.sha256_of(partial)
             if got == listed.sha256:
                 partial.replace(cached)
                 return ""
@@ -189,7 +122,7 @@ def fetch_verified(apt: AptSources, entry: PythonEntry, listed: Listed,
         if error or not orig.is_file():
             problems.append(f"Debian {package} {listed.debian_version}: "
                             f"{error or 'no orig tarball downloaded'}")
-        elif (got := sha256_of(orig)) != listed.sha256:
+        elif (got := upstream.sha256_of(orig)) != listed.sha256:
             problems.append(f"{orig.name}: sha256 {got}, the index says {listed.sha256}")
         else:
             shutil.move(orig, cached)
@@ -197,7 +130,7 @@ def fetch_verified(apt: AptSources, entry: PythonEntry, listed: Listed,
     return "; ".join(problems)
 
 
-def lookup(matrix: Matrix, apt: AptSources, python_org: bool = True) -> list[MinorReport]:
+def lookup(matrix: Matrix, apt: debian_archive.AptSources, python_org: bool = True) -> list[MinorReport]:
     """For every declared minor, the listed versions newer than versions.yaml's, newest first;
     tarballs are fetched newest first until one verifies (the older ones are not needed)."""
     reports = []

@@ -23,14 +23,13 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import get_args
 
-from pybase import engine, paths
-from pybase.matrix import PythonEntry, Release, Target
+from pybase import debian_archive, engine, paths
+from pybase.debian_archive import DEBIAN_KEYRING, Mirrors, host_mirrors
+from pybase.matrix import PythonEntry, Target
 
 PYTHON_DOCKERFILE = paths.REPO / "images" / "python" / "Dockerfile"
 RECIPE_LABEL = "org.python-base.recipe"
-DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 SLIM_HOOKS = "/usr/share/mmdebstrap/hooks/maybe-merged-usr"
 
 
@@ -39,8 +38,7 @@ class UpstreamError(engine.CommandError):
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("PYTHON_BASE_CACHE") or Path.home() / ".cache" / "python-base"
-    path = Path(root)
+    path = paths.cache()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -55,51 +53,6 @@ class Outcome:
 # --------------------------------------------------------------------------------------------
 # Debian
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Mirrors:
-    archive: str
-    security: str
-
-
-def host_mirrors(sources_dir: Path = Path("/etc/apt")) -> Mirrors:
-    """The archive and security URIs this host's apt already uses.
-
-    Read from the machine's own configuration so that no archive host is written into the project.
-    """
-    archive = security = None
-    files = [sources_dir / "sources.list", *sorted((sources_dir / "sources.list.d").glob("*"))]
-    for path in files:
-        if not path.is_file() or path.suffix not in {".list", ".sources", ""}:
-            continue
-        for uri, suites in _apt_entries(path.read_text(encoding="utf-8", errors="replace")):
-            if any(s.endswith("-security") for s in suites):
-                security = security or uri
-            elif any(re.fullmatch(r"[a-z]+(-updates)?", s) for s in suites):
-                archive = archive or uri
-    if archive is None:
-        raise UpstreamError(f"no Debian archive entry found in {sources_dir}/sources.list(.d); "
-                            "apt must be configured for the Debian archive to bootstrap images")
-    if security is None:
-        raise UpstreamError(f"no *-security entry found in {sources_dir}/sources.list(.d); "
-                            "images would miss security updates")
-    return Mirrors(archive.rstrip("/"), security.rstrip("/"))
-
-
-def _apt_entries(text: str) -> list[tuple[str, list[str]]]:
-    """(URI, suites) of the binary entries in a one-line .list or a deb822 .sources file."""
-    entries = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.MULTILINE))
-        enabled = fields.get("Enabled", "yes") != "no"
-        if "URIs" in fields and "deb" in fields.get("Types", "").split() and enabled:
-            entries += [(uri, fields.get("Suites", "").split()) for uri in fields["URIs"].split()]
-    for line in text.splitlines():
-        match = re.match(r"^\s*deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+(\S+)", line)
-        if match:
-            entries.append((match.group(1), [match.group(2)]))
-    return entries
 
 
 def debian_recipe(release: str, mirrors: Mirrors, output: str) -> list[str]:
@@ -205,14 +158,19 @@ def source_tarball(entry: PythonEntry, source_dir: Path | None = None) -> Path:
     )
 
 
-def _verify(entry: PythonEntry, path: Path) -> None:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    if digest.hexdigest() != entry.sha256:
+    return digest.hexdigest()
+
+
+def _verify(entry: PythonEntry, path: Path) -> None:
+    found = sha256_of(path)
+    if found != entry.sha256:
         raise UpstreamError(
-            f"{path}: sha256 {digest.hexdigest()} does not match versions.yaml's {entry.sha256} "
+            f"{path}: sha256 {found} does not match versions.yaml's {entry.sha256} "
             f"for Python {entry.version}; refusing to build from it"
         )
 
@@ -228,55 +186,30 @@ def _fetch_python_org(entry: PythonEntry, out: Path) -> None:
 
 
 def _fetch_debian_orig(entry: PythonEntry, out: Path) -> None:
-    """The pristine orig tarball of Debian's pythonX.Y source package, through apt.
-
-    apt runs with a private configuration (deb-src lines derived from the host's own archive
-    entry, private lists and cache) so that the host's apt setup is neither needed nor touched.
-    """
+    """The pristine orig tarball of Debian's pythonX.Y source package, through apt with a
+    private configuration (pybase.debian_archive): the host's apt setup is neither needed nor
+    touched."""
     package = f"python{entry.minor}"
     where = f"Debian source package {package} (upstream {entry.version})"
     try:
-        mirrors = host_mirrors()
-    except UpstreamError as exc:
+        with debian_archive.apt_sources(debian_archive.deb_src_lines()) as apt:
+            versions = [v for v in re.findall(r"^Version: (\S+)$", apt.showsrc(package),
+                                              re.MULTILINE)
+                        if re.fullmatch(rf"(\d+:)?{re.escape(entry.version)}-[^-]+", v)]
+            if not versions:
+                raise UpstreamError(f"{where}: not in the Debian source indices")
+            errors = []
+            for version in versions:
+                with tempfile.TemporaryDirectory(prefix="apt-src-", dir=out.parent) as tmp:
+                    error = apt.download(package, version, Path(tmp))
+                    orig = Path(tmp) / f"{package}_{entry.version}.orig.tar.xz"
+                    if not error and orig.is_file():
+                        shutil.move(orig, out)
+                        return
+                    errors.append(error or f"{package} {version}: no orig tarball downloaded")
+    except debian_archive.DebianArchiveError as exc:
         raise UpstreamError(f"{where}: {exc}") from None
-    with tempfile.TemporaryDirectory(prefix="apt-src-") as tmp:
-        root = Path(tmp)
-        for sub in ("lists/partial", "cache/archives/partial", "parts", "download"):
-            (root / sub).mkdir(parents=True)
-        (root / "sources.list").write_text("".join(
-            f"deb-src [signed-by={DEBIAN_KEYRING}] {mirrors.archive} {suite} main\n"
-            # Every release versions.yaml may name, plus sid, where new patch releases land first.
-            for suite in (*get_args(Release), "sid")
-        ))
-        options = [
-            "-o", f"Dir::Etc::SourceList={root / 'sources.list'}",
-            "-o", f"Dir::Etc::SourceParts={root / 'parts'}",
-            "-o", f"Dir::State::Lists={root / 'lists'}",
-            "-o", f"Dir::Cache={root / 'cache'}",
-        ]
-        try:
-            engine.run(["apt-get", *options, "-q", "update"], what="apt-get update",
-                       error=UpstreamError)
-        except UpstreamError as exc:
-            raise UpstreamError(f"{where}: {exc}") from None
-        shown = engine.run(["apt-cache", *options, "showsrc", package], what="apt-cache showsrc",
-                           check=False, error=UpstreamError).stdout
-        versions = [v for v in re.findall(r"^Version: (\S+)$", shown, re.MULTILINE)
-                    if re.fullmatch(rf"(\d+:)?{re.escape(entry.version)}-[^-]+", v)]
-        if not versions:
-            raise UpstreamError(f"{where}: not in the Debian source indices")
-        errors = []
-        for version in versions:
-            what = f"apt-get source {package}={version}"
-            got = engine.run(["apt-get", *options, "-q", "source", "--download-only",
-                              f"{package}={version}"], what=what, cwd=root / "download",
-                             check=False, error=UpstreamError)
-            orig = root / "download" / f"{package}_{entry.version}.orig.tar.xz"
-            if got.returncode == 0 and orig.is_file():
-                shutil.move(orig, out)
-                return
-            errors.append(engine.failure(what, got))
-        raise UpstreamError(f"{where}: download failed: {'; '.join(errors)}")
+    raise UpstreamError(f"{where}: download failed: {'; '.join(errors)}")
 
 
 def python_recipe(target: Target, debian_id: str, optimize: bool) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pybase import cli, cpython_releases, matrix, pipeline
+from pybase import cli, cpython_releases, debian_archive, matrix, pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 VERSIONS = REPO / "versions.yaml"
@@ -142,7 +142,7 @@ def test_dry_run_prints_the_diff_and_writes_nothing(index: Fixture, tmp_path: Pa
 
 def test_unreadable_index_is_an_error_not_an_empty_answer(tmp_path: Path) -> None:
     lines = [f"deb-src [trusted=yes] file:{tmp_path / 'nothing'} sid main"]
-    with (pytest.raises(cpython_releases.ReleaseLookupError, match="apt-get update"),
+    with (pytest.raises(debian_archive.DebianArchiveError, match="apt-get update"),
           cpython_releases.apt_sources(lines)):
         pass
 
@@ -176,5 +176,5 @@ def test_showsrc_parsing_takes_final_releases_with_their_orig_checksum() -> None
 def test_messages_name_files_not_archive_hosts() -> None:
     line = ("E: Failed to fetch http://archive.invalid/debian/pool/main/p/python3.13/"
             "python3.13_3.13.18-1.dsc  404  Not Found [IP: 192.0.2.1 80]")
-    assert cpython_releases.without_hosts(line) == (
+    assert debian_archive.without_hosts(line) == (
         "E: Failed to fetch python3.13_3.13.18-1.dsc  404  Not Found")

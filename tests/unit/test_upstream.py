@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pybase import upstream
+from pybase import debian_archive, upstream
 from pybase.matrix import PythonEntry
 
 DEB822 = """\
@@ -35,34 +35,34 @@ def apt_dir(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_mirrors_from_deb822(tmp_path: Path) -> None:
-    mirrors = upstream.host_mirrors(apt_dir(tmp_path, "debian.sources", DEB822))
-    assert mirrors == upstream.Mirrors("http://mirror.invalid/debian",
+    mirrors = debian_archive.host_mirrors(apt_dir(tmp_path, "debian.sources", DEB822))
+    assert mirrors == debian_archive.Mirrors("http://mirror.invalid/debian",
                                        "http://security.invalid/debian-security")
 
 
 def test_mirrors_from_one_line_format(tmp_path: Path) -> None:
     text = ("deb [signed-by=/k.gpg] http://a.invalid/debian bookworm main\n"
             "deb http://b.invalid/debian-security bookworm-security main\n")
-    mirrors = upstream.host_mirrors(apt_dir(tmp_path, "x.list", text))
-    assert mirrors == upstream.Mirrors("http://a.invalid/debian", "http://b.invalid/debian-security")
+    mirrors = debian_archive.host_mirrors(apt_dir(tmp_path, "x.list", text))
+    assert mirrors == debian_archive.Mirrors("http://a.invalid/debian", "http://b.invalid/debian-security")
 
 
 def test_missing_security_entry_is_an_error(tmp_path: Path) -> None:
     text = "deb http://a.invalid/debian bookworm main\n"
-    with pytest.raises(upstream.UpstreamError, match="no \\*-security entry"):
-        upstream.host_mirrors(apt_dir(tmp_path, "x.list", text))
+    with pytest.raises(debian_archive.DebianArchiveError, match="no \\*-security entry"):
+        debian_archive.host_mirrors(apt_dir(tmp_path, "x.list", text))
 
 
 def test_debian_recipe_carries_the_slim_recipe() -> None:
-    mirrors = upstream.Mirrors("http://a.invalid/debian", "http://b.invalid/debian-security")
+    mirrors = debian_archive.Mirrors("http://a.invalid/debian", "http://b.invalid/debian-security")
     command = upstream.debian_recipe("trixie", mirrors, "out.tar")
     assert "--variant=minbase" in command
     assert any("debuerreotype-slimify" in c for c in command)
     assert "--dpkgopt=path-exclude=/usr/share/doc/*" in command
     assert command[-3:] == [
-        f"deb [signed-by={upstream.DEBIAN_KEYRING}] http://a.invalid/debian trixie main",
-        f"deb [signed-by={upstream.DEBIAN_KEYRING}] http://a.invalid/debian trixie-updates main",
-        f"deb [signed-by={upstream.DEBIAN_KEYRING}] http://b.invalid/debian-security trixie-security main",
+        f"deb [signed-by={debian_archive.DEBIAN_KEYRING}] http://a.invalid/debian trixie main",
+        f"deb [signed-by={debian_archive.DEBIAN_KEYRING}] http://a.invalid/debian trixie-updates main",
+        f"deb [signed-by={debian_archive.DEBIAN_KEYRING}] http://b.invalid/debian-security trixie-security main",
     ]
 
 
