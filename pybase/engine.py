@@ -2,8 +2,9 @@
 set one up.
 
 Everything talks to the engine through the `docker` CLI, which honours DOCKER_HOST and is the
-only client that drives BuildKit on Engine 20.10. `client()` is the one place that picks the CLI
-(PYTHON_BASE_ENGINE names the engine; only docker is implemented so far).
+only client that drives BuildKit on Engine 20.10. `client()` is the one place that picks the CLI:
+PYTHON_BASE_ENGINE=podman sends the commands that run containers (tests, bench) to `podman`
+instead, whose CLI takes the same arguments; building our images keeps requiring Docker.
 
 `run()` is the one way pybase runs an external program (the engine CLI and the tools: debsbom,
 cyclonedx-py, pip-audit, mmdebstrap, apt): one rule for failures, so that every message reads
@@ -24,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 MINIMUM_VERSION = (20, 10)
+PODMAN_MINIMUM_VERSION = (4, 3)  # Debian 12's; `podman healthcheck run`, keep-id:uid=
 DOCKERD_LOG = Path("/var/log/python-base-dockerd.log")
 DOCKERD_PID = Path("/run/python-base-dockerd.pid")
 DEBIAN_CLI = "/usr/bin/docker"
 ENGINE_ENV = "PYTHON_BASE_ENGINE"
-ENGINES = ("docker",)
+ENGINES = ("docker", "podman")
 
 
 class CommandError(RuntimeError):
@@ -82,17 +84,28 @@ def run(
     return result
 
 
+def chosen() -> str:
+    """The engine named by PYTHON_BASE_ENGINE (default docker); anything else is refused."""
+    name = os.environ.get(ENGINE_ENV) or "docker"
+    if name not in ENGINES:
+        raise EngineError(f"{ENGINE_ENV}={name}: not supported; supported: " + ", ".join(ENGINES))
+    return name
+
+
 @functools.cache
 def client() -> str:
-    """The engine CLI to use: PYTHON_BASE_DOCKER if set, else a docker CLI that drives BuildKit.
+    """The engine CLI to use: podman when chosen, else PYTHON_BASE_DOCKER if set, else a docker
+    CLI that drives BuildKit.
 
     A newer CLI without the buildx plugin refuses BuildKit builds, while the 20.10 CLI that
     Debian's docker.io ships has BuildKit built in; prefer that one when the first fails.
     """
-    chosen = os.environ.get(ENGINE_ENV) or "docker"
-    if chosen not in ENGINES:
-        raise EngineError(f"{ENGINE_ENV}={chosen}: not supported (yet); supported: "
-                          + ", ".join(ENGINES))
+    if chosen() == "podman":
+        podman = shutil.which("podman")
+        if podman is None:
+            raise EngineError(f"{ENGINE_ENV}=podman but the podman CLI is not installed; on "
+                              "Debian: apt-get install podman uidmap slirp4netns fuse-overlayfs")
+        return podman
     if os.environ.get("PYTHON_BASE_DOCKER"):
         return os.environ["PYTHON_BASE_DOCKER"]
     first = shutil.which("docker")
@@ -120,14 +133,21 @@ def docker(
     """
     if what is None:
         what = "docker " + " ".join(args[:2] if args[:1] == ("image",) else args[:1])
+    if args[:1] == ("build",) and chosen() == "podman":
+        # Our Dockerfiles are written for Engine 20.10's BuildKit (secret and cache mounts, its
+        # cache semantics, `--progress`): one builder, so that what CI tests is what ships.
+        raise EngineError(f"`{what}` with {ENGINE_ENV}=podman: images are built with Docker "
+                          f"only (BuildKit); unset {ENGINE_ENV} for `pybase build`/`bootstrap`")
     return run([client(), *args], what=what, timeout=timeout, check=check, capture=capture,
                env={**os.environ, "DOCKER_BUILDKIT": "1", **(env or {})}, error=EngineError)
 
 
 def server_version() -> tuple[int, int] | None:
     """The engine's (major, minor), or None when no engine answers."""
+    # Rootless podman has no server: its CLI is the engine.
+    side = "Client" if chosen() == "podman" else "Server"
     try:
-        result = docker("version", "--format", "{{.Server.Version}}",
+        result = docker("version", "--format", f"{{{{.{side}.Version}}}}",
                         capture=True, check=False, timeout=15)
     except EngineError:
         return None
@@ -138,7 +158,15 @@ def server_version() -> tuple[int, int] | None:
 
 
 def require() -> tuple[int, int]:
-    """Fail fast, saying how to get an engine, unless one ≥ 20.10 answers."""
+    """Fail fast, saying how to get an engine, unless Docker ≥ 20.10 (or podman ≥ 4.3) answers."""
+    if chosen() == "podman":
+        client()  # a podman that is not installed says so, and what to install
+        version = server_version()
+        if version is None:
+            raise EngineError(f"{ENGINE_ENV}=podman: `podman version` does not answer")
+        if version < PODMAN_MINIMUM_VERSION:
+            raise EngineError(f"podman is {version[0]}.{version[1]}; need ≥ 4.3")
+        return version
     version = server_version()
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if version is None:
@@ -155,8 +183,8 @@ def require() -> tuple[int, int]:
 def ensure_running(wait_seconds: float = 60) -> tuple[int, int]:
     """Use the engine that answers; otherwise install docker.io and start dockerd, then wait."""
     version = server_version()
-    if version is not None:
-        return require()
+    if version is not None or chosen() == "podman":
+        return require()  # podman needs no daemon: installed or not, there is nothing to start
     if "DOCKER_HOST" in os.environ:
         return require()  # a remote engine was asked for: starting a local one would be wrong
     if shutil.which("dockerd") is None:
@@ -255,8 +283,8 @@ def inspect(ref: str) -> ImageInspect | None:
     """
     result = docker("image", "inspect", ref, capture=True, check=False)
     if result.returncode != 0:
-        if "no such image" in result.stderr.lower():
-            return None
+        if any(m in result.stderr.lower() for m in ("no such image", "image not known")):
+            return None  # docker's and podman's words for it
         raise EngineError(failure("docker image inspect", result))
     found = json.loads(result.stdout)
     return ImageInspect.from_json(found[0]) if found else None

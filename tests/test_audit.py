@@ -70,12 +70,9 @@ def choice() -> audit.SourceChoice:
     return audit.SourceChoice(advisory_db=ADVISORY_DB)
 
 
-DERIVED_DOCKERFILE = """\
-FROM {base}
-USER root
-RUN --mount=type=secret,id=build-ca \\
-    PIP_CERT=/run/secrets/build-ca /opt/venv/bin/python -m pip install -q --no-compile \\
-        "pip=={pip}"
+# Downgrades the first candidate package to the release suite's older version while a newer one
+# is installed: a held-back package, which pending-fix checks must find (also tests/test_check.py).
+HOLD_BACK_STEP = """\
 RUN set -eu; \\
     apt-get update -q > /dev/null; \\
     . /etc/os-release; held=; \\
@@ -91,6 +88,15 @@ RUN set -eu; \\
     done; \\
     rm -rf /var/lib/apt/lists/*; \\
     echo "$held" > /pybase-held-back
+"""
+
+DERIVED_DOCKERFILE = """\
+FROM {base}
+USER root
+RUN --mount=type=secret,id=build-ca \\
+    PIP_CERT=/run/secrets/build-ca /opt/venv/bin/python -m pip install -q --no-compile \\
+        "pip=={pip}"
+""" + HOLD_BACK_STEP + """\
 USER 10001:10001
 """
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import docker
-from test_audit import DOWNGRADE_CANDIDATES
+from test_audit import DOWNGRADE_CANDIDATES, HOLD_BACK_STEP
 
 from pybase import check, cli, engine, local_registry, matrix, tags
 
@@ -26,26 +26,7 @@ pytestmark = pytest.mark.image
 
 MATRIX = matrix.load()
 
-HELD_BACK_DOCKERFILE = """\
-FROM {base}
-USER root
-RUN set -eu; \\
-    apt-get update -q > /dev/null; \\
-    . /etc/os-release; held=; \\
-    for p in {candidates}; do \\
-        inst=$(dpkg-query -W -f='${{Version}}' "$p" 2> /dev/null) || continue; \\
-        rel=$(apt-cache madison "$p" | awk -F'|' -v s=" $VERSION_CODENAME/" \\
-              'index($3, s) {{ gsub(/ /, "", $2); print $2; exit }}'); \\
-        if [ -n "$rel" ] && dpkg --compare-versions "$rel" lt "$inst"; then \\
-            apt-get install -y -q --allow-downgrades --no-install-recommends "$p=$rel" \\
-                > /dev/null; \\
-            held="$p $rel $inst"; break; \\
-        fi; \\
-    done; \\
-    rm -rf /var/lib/apt/lists/*; \\
-    echo "$held" > /pybase-held-back
-USER 10001:10001
-"""
+HELD_BACK_DOCKERFILE = "FROM {base}\nUSER root\n" + HOLD_BACK_STEP + "USER 10001:10001\n"
 
 
 def _base_ref(config: pytest.Config) -> str:

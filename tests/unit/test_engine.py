@@ -3,7 +3,9 @@ command runs through one runner with one rule for its error messages."""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,11 +68,74 @@ def test_the_environment_given_replaces_the_inherited_one(monkeypatch: pytest.Mo
     assert "PYBASE_TEST_INHERITED" not in result.stdout and "'ONLY'" in result.stdout
 
 
-def test_only_the_docker_engine_is_implemented(monkeypatch: pytest.MonkeyPatch) -> None:
+# --- PYTHON_BASE_ENGINE: docker (default) or podman for running containers ---------------------
+
+@pytest.fixture
+def fake_podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A `podman` first on PATH that logs its arguments and reports version FAKE_PODMAN_VERSION;
+    PYTHON_BASE_ENGINE=podman. Yields the log."""
+    log = tmp_path / "podman.log"
+    program = tmp_path / "bin" / "podman"
+    program.parent.mkdir()
+    program.write_text(f'#!/bin/sh\necho "$*" >> {log}\n'
+                       '[ "$1" = version ] && echo "${FAKE_PODMAN_VERSION:-4.3.1}"\nexit 0\n')
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{program.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv(engine.ENGINE_ENV, "podman")
+    engine.client.cache_clear()
+    yield log
+    engine.client.cache_clear()
+
+
+def test_podman_runs_the_containers_when_chosen(fake_podman: Path) -> None:
+    assert engine.client() == str(fake_podman.parent / "bin" / "podman")
+    engine.docker("run", "--rm", "python-base:3.13", "true", capture=True)
+    assert fake_podman.read_text().splitlines() == ["run --rm python-base:3.13 true"]
+
+
+def test_podman_version_is_its_client_version_and_must_be_recent(
+        fake_podman: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert engine.require() == (4, 3)
+    assert "version --format {{.Client.Version}}" in fake_podman.read_text()
+    monkeypatch.setenv("FAKE_PODMAN_VERSION", "3.4.4")
+    with pytest.raises(engine.EngineError, match="podman is 3.4; need ≥ 4.3"):
+        engine.ensure_running()  # never installs or starts dockerd for podman
+
+
+def test_an_image_podman_does_not_know_is_missing(fake_podman: Path) -> None:
+    fake_podman.parent.joinpath("bin", "podman").write_text(
+        "#!/bin/sh\necho 'Error: inspecting object: python-base:9: image not known' >&2\n"
+        "exit 125\n")
+    assert engine.inspect("python-base:9") is None
+
+
+def test_building_our_images_needs_docker(fake_podman: Path) -> None:
+    with pytest.raises(engine.EngineError,
+                       match="PYTHON_BASE_ENGINE=podman: images are built with Docker only"):
+        engine.docker("build", "--progress=plain", ".")
+    assert not fake_podman.exists(), "podman must not have been asked to build"
+
+
+def test_podman_chosen_but_missing_says_what_to_install(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv(engine.ENGINE_ENV, "podman")
     engine.client.cache_clear()
     try:
-        with pytest.raises(engine.EngineError, match="PYTHON_BASE_ENGINE=podman: not supported"):
+        with pytest.raises(engine.EngineError, match="podman CLI is not installed.*uidmap"):
+            engine.client()
+    finally:
+        engine.client.cache_clear()
+
+
+def test_an_unknown_engine_is_refused_naming_the_supported_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(engine.ENGINE_ENV, "containerd")
+    engine.client.cache_clear()
+    try:
+        with pytest.raises(engine.EngineError,
+                           match="PYTHON_BASE_ENGINE=containerd: not supported; supported: "
+                                 "docker, podman"):
             engine.client()
     finally:
         engine.client.cache_clear()
