@@ -85,8 +85,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Start-up, entrypoint and healthcheck cost, warm rebuild, size: ratios from one run."""
-    install(session, "audit")  # the warm rebuild embeds the SBOM, as `build` does
+    """Size, start-up, build and test times of every built image beside its upstream; report in
+    reports/bench.md and .json. `-- --speed` adds the interpreter-speed comparison."""
+    install(session, "audit")  # the cold and warm builds embed the SBOM, as `build` does
     session.run("pybase", "bench", *session.posargs)
 
 

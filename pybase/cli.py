@@ -75,7 +75,7 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     engine.require()
-    bench.run(matrix.load(), _targets(args))
+    bench.run(matrix.load(), _targets(args), with_speed=args.speed)
 
 
 def cmd_targets(args: argparse.Namespace) -> None:
@@ -243,8 +243,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     boot.set_defaults(func=cmd_bootstrap)
     with_variants(sub.add_parser("build", help="build the hardened images")).set_defaults(
         func=cmd_build)
-    with_selection(sub.add_parser("bench", help="speed figures of the built images")).set_defaults(
-        func=cmd_bench)
+    bench_parser = with_selection(sub.add_parser("bench", help="the whole cost of every built image"))
+    bench_parser.add_argument("--speed", action="store_true",
+                              help="add the interpreter-speed comparison (minutes more)")
+    bench_parser.set_defaults(func=cmd_bench)
     with_selection(sub.add_parser("targets", help="list selected entries")).set_defaults(func=cmd_targets)
 
     def with_images(p: argparse.ArgumentParser) -> argparse.ArgumentParser:

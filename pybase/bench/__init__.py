@@ -1,0 +1,70 @@
+"""`nox -s bench`: size, start-up, build and test times of every built image beside its upstream,
+and with `-- --speed` the interpreter's speed, all taken in one run on this machine.
+
+Writes reports/bench.json (every figure) and reports/bench.md (targets met or missed, tables),
+and prints the Markdown. Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+from pybase import engine, paths, tags
+from pybase.bench import builds, junit, pipshare, report, sizes, speed, startup
+from pybase.bench.results import Machine, Results, TargetResult
+from pybase.matrix import Matrix, Target, Variant
+
+JSON_REPORT = paths.REPORTS / "bench.json"
+MARKDOWN_REPORT = paths.REPORTS / "bench.md"
+RUNTIME: Variant = "runtime"
+
+
+def _speed_target(targets: list[Target]) -> Target | None:
+    """The entry compared with Debian's python3.13 build: the same minor on the same release."""
+    return next((t for t in targets if t.python.minor == speed.DEBIAN_MINOR
+                 and t.release == speed.DEBIAN_RELEASE), None)
+
+
+def run(matrix: Matrix, targets: list[Target], with_speed: bool = False) -> Results:
+    started = time.perf_counter()
+    machine = Machine.here()
+    built: dict[str, dict[str, str]] = {t.key: {v: tags.local_ref(matrix, t, v) for v in matrix.variants
+                     if engine.inspect(tags.local_ref(matrix, t, v)) is not None}
+             for t in targets}
+    for target in targets:
+        if RUNTIME not in built[target.key]:
+            raise engine.EngineError(f"{tags.local_ref(matrix, target, RUNTIME)} is missing: "
+                                     "run `nox -s build` first")
+    measured = sizes.measure([*(t.upstream_image for t in targets),
+                              *(ref for refs in built.values() for ref in refs.values())])
+    results = []
+    for target in targets:
+        refs = built[target.key]
+        upstream = measured[target.upstream_image]
+        ours: dict[str, sizes.ImageSize] = {variant: measured[ref] for variant, ref in refs.items()}
+        print(f"bench {target.key}: start-up, pip, builds", flush=True)
+        results.append(TargetResult(
+            target.key, upstream, ours, sizes.overhead(ours[RUNTIME], upstream),
+            startup.measure(refs[RUNTIME], target.upstream_image),
+            builds.measure(target),
+            pipshare.measure(refs[RUNTIME], target.upstream_image, target.key)))
+    speed_result = None
+    if with_speed:
+        chosen = _speed_target(targets)
+        if chosen is None:
+            raise engine.EngineError(f"--speed compares with Debian {speed.DEBIAN_RELEASE}'s "
+                                     f"python{speed.DEBIAN_MINOR}: select a "
+                                     f"{speed.DEBIAN_MINOR}-{speed.DEBIAN_RELEASE} entry")
+        print(f"bench {chosen.key}: interpreter speed", flush=True)
+        speed_result = speed.measure(built[chosen.key][RUNTIME], chosen)
+    found = Results(machine, results, junit.read(), speed_result,
+                    time.perf_counter() - started)
+    markdown = report.render(found)
+    paths.REPORTS.mkdir(exist_ok=True)
+    JSON_REPORT.write_text(json.dumps(dataclasses.asdict(found), indent=1) + "\n",
+                           encoding="utf-8")
+    MARKDOWN_REPORT.write_text(markdown, encoding="utf-8")
+    print(markdown, flush=True)
+    return found

@@ -1,0 +1,50 @@
+"""Start-up cost: in-container runs of `python -c pass`, bare and through tini and our
+entrypoint (with and without three `*_FILE` secrets), beside the upstream image; and the whole
+`docker run --rm` of each image."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pybase import engine
+from pybase.bench.stats import Summary
+
+PROBE = Path(__file__).with_name("startup_probe.py")
+BARE = "python -c pass"
+
+
+@dataclass(frozen=True)
+class Startup:
+    ours: dict[str, Summary]      # case -> in-container timings
+    upstream: Summary             # bare `python -c pass` in the upstream image
+    container_ours: Summary       # `docker run --rm IMAGE python -c pass`, through the entrypoint
+    container_upstream: Summary
+
+
+def _probe(ref: str, runs: int) -> dict[str, Summary]:
+    # --entrypoint: the probe itself must not run through the entrypoint it measures.
+    result = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "python3", ref,
+                           "-c", PROBE.read_text(encoding="utf-8"), str(runs), capture=True)
+    samples: dict[str, list[float]] = json.loads(result.stdout)
+    return {name: Summary.of(values) for name, values in samples.items()}
+
+
+def _container_runs(refs: tuple[str, str], runs: int) -> tuple[Summary, Summary]:
+    samples: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for ref, into in zip(refs, samples, strict=True):
+            started = time.perf_counter()
+            engine.docker("run", "--rm", "--network", "none", ref, "python", "-c", "pass",
+                          capture=True)
+            into.append(time.perf_counter() - started)
+    return Summary.of(samples[0]), Summary.of(samples[1])
+
+
+def measure(ref: str, upstream: str, runs: int = 41, container_runs: int = 7) -> Startup:
+    ours = _probe(ref, runs)
+    theirs = _probe(upstream, runs)[BARE]
+    container_ours, container_upstream = _container_runs((ref, upstream), container_runs)
+    return Startup(ours, theirs, container_ours, container_upstream)
