@@ -11,7 +11,7 @@ import dataclasses
 import json
 import time
 
-from pybase import engine, paths, tags
+from pybase import engine, gates, paths, tags
 from pybase.bench import builds, junit, pipshare, report, sizes, speed, startup
 from pybase.bench.results import Machine, Results, TargetResult
 from pybase.matrix import Matrix, Target, Variant
@@ -59,7 +59,8 @@ def run(matrix: Matrix, targets: list[Target], with_speed: bool = False) -> Resu
                                      f"{speed.DEBIAN_MINOR}-{speed.DEBIAN_RELEASE} entry")
         print(f"bench {chosen.key}: interpreter speed", flush=True)
         speed_result = speed.measure(built[chosen.key][RUNTIME], chosen)
-    found = Results(machine, results, junit.read(), speed_result,
+    tested = {gates.record_name(ref) for refs in built.values() for ref in refs.values()}
+    found = Results(machine, results, junit.read(tested), speed_result,
                     time.perf_counter() - started)
     markdown = report.render(found)
     paths.REPORTS.mkdir(exist_ok=True)

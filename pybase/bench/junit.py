@@ -6,7 +6,7 @@ Image tests carry the image in their id, e.g. `test_user[3.13.15-bookworm-dev]`;
 
 from __future__ import annotations
 
-import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
@@ -14,7 +14,6 @@ from xml.etree import ElementTree
 from pybase import paths
 
 REPORT = paths.REPORTS / "junit.xml"
-IMAGE_ID = re.compile(r"\[(?:[^\]]*?-)?(\d+\.\d+\.\d+-[a-z]+(?:-(?:build|dev))?)(?:-[^\]]*)?\]")
 NOT_AN_IMAGE = "not image-specific"
 
 
@@ -25,18 +24,23 @@ class TestTimes:
     tests: int
 
 
-def image_of(name: str) -> str:
-    match = IMAGE_ID.search(name)
-    return match[1] if match else NOT_AN_IMAGE
+def image_of(name: str, images: Collection[str]) -> str:
+    """The image a test ran against: the longest of `images` that stands as whole `-`-separated
+    words in the test's parameter id (`[docker-3.13.15-bookworm-dev]`). Unit tests whose
+    parameters merely look like a version (`[3.12.13-trixie-...]`) name no built image."""
+    params = name[name.find("[") + 1:-1] if name.endswith("]") and "[" in name else ""
+    words = f"-{params}-"
+    found = [image for image in images if f"-{image}-" in words]
+    return max(found, key=len) if found else NOT_AN_IMAGE
 
 
-def parse(text: str) -> TestTimes:
+def parse(text: str, images: Collection[str]) -> TestTimes:
     root = ElementTree.fromstring(text)
     per_image: dict[str, float] = {}
     count = 0
     for case in root.iter("testcase"):
         seconds = float(case.get("time") or 0)
-        image = image_of(case.get("name") or "")
+        image = image_of(case.get("name") or "", images)
         per_image[image] = per_image.get(image, 0.0) + seconds
         count += 1
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
@@ -44,6 +48,6 @@ def parse(text: str) -> TestTimes:
     return TestTimes(dict(sorted(per_image.items())), total, count)
 
 
-def read(path: Path = REPORT) -> TestTimes | None:
+def read(images: Collection[str], path: Path = REPORT) -> TestTimes | None:
     """None when there is no report: the bench says so instead of inventing a figure."""
-    return parse(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return parse(path.read_text(encoding="utf-8"), images) if path.is_file() else None

@@ -143,18 +143,21 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testcase classname="tests.test_image" name="test_gcc[3.13.15-trixie-build-gcc]" time="3.0"/>
 <testcase classname="tests.test_image" name="test_env[3.13.15-bookworm-dev-PATH]" time="0.5"/>
 <testcase classname="tests.unit.test_tags" name="test_tags" time="0.25"/>
+<testcase classname="tests.unit.test_tags" name="test_parse[3.12.13-trixie-20261121.1-build]" time="0.5"/>
+<testcase classname="tests.test_podman" name="test_user[podman-3.13.15-trixie-build]" time="1.0"/>
 </testsuite></testsuites>"""
 
 
 def test_junit_times_are_summed_per_image() -> None:
-    found = junit.parse(JUNIT)
+    built = ["3.13.15-bookworm", "3.13.15-bookworm-dev", "3.13.15-trixie-build"]
+    found = junit.parse(JUNIT, built)
     assert found.per_image == {"3.13.15-bookworm": 1.5, "3.13.15-bookworm-dev": 2.5,
-                               "3.13.15-trixie-build": 3.0, junit.NOT_AN_IMAGE: 0.25}
-    assert (found.total, found.tests) == (42.5, 5)
+                               "3.13.15-trixie-build": 4.0, junit.NOT_AN_IMAGE: 0.75}
+    assert (found.total, found.tests) == (42.5, 7)
 
 
 def test_a_missing_junit_report_gives_no_figure(tmp_path: Path) -> None:
-    assert junit.read(tmp_path / "junit.xml") is None
+    assert junit.read(["3.13.15-bookworm"], tmp_path / "junit.xml") is None
 
 
 # --- the report ---------------------------------------------------------------------------------
