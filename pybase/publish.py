@@ -81,7 +81,7 @@ class Publisher:
 
     def publish(self, candidates: Sequence[Candidate], test_records: Path = gates.TEST_RECORDS,
                 audit_records: Path = gates.AUDIT_RECORDS) -> list[Outcome]:
-        ids = {}
+        inspected: dict[str, engine.ImageInspect] = {}
         refused = []
         for c in candidates:
             found = engine.inspect(c.ref)
@@ -89,7 +89,7 @@ class Publisher:
                 refused.append(f"{c.ref}: not in the engine; run `nox -s build` (or `nox -s "
                                "candidate -- pull` in CI) first")
                 continue
-            ids[c.ref] = found.id
+            inspected[c.ref] = found
             refused += gates.refusals(c.ref, found.id, test_records, audit_records)
         if refused:
             raise PublishError("refusing to publish:\n  " + "\n  ".join(refused))
@@ -97,19 +97,19 @@ class Publisher:
         outcomes = []
         try:
             for c in candidates:
-                outcomes.append(self._one(c, ids[c.ref]))
+                outcomes.append(self._one(c, inspected[c.ref]))
         finally:
             self._write_record(outcomes)
         return outcomes
 
-    def _one(self, c: Candidate, image_id: str) -> Outcome:
+    def _one(self, c: Candidate, gated: engine.ImageInspect) -> Outcome:
+        """Publish the image the gates passed: by its ID, even if the tag moved since."""
         started = time.monotonic()
-        config = engine.inspect(c.ref)
-        assert config is not None
-        built_on = _build_date(config.labels, c.ref)
+        image_id = gated.id
+        built_on = _build_date(gated.labels, c.ref)
         rolling = tags.tags_for(self.matrix, c.target, c.variant, built_on)[1:]
         reference = rolling[0]
-        new = content.content(inventory.inventory(c.ref))
+        new = content.content(inventory.inventory(image_id))
         fingerprint = content.fingerprint(new)
         current = self.session.manifest(reference)
         old: content.Content | None = None
