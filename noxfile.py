@@ -79,7 +79,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "pybase", "tests", "noxfile.py", *SHIPPED_PYTHON)
     session.run("mypy")  # its file list, pyproject's [tool.mypy], names the same
     dockerfiles = sorted(str(p) for top in ("images", "tests/downstream")
-                         for p in Path(top).rglob("Dockerfile"))
+                         for p in Path(top).rglob("*Dockerfile"))
     session.run("hadolint", "--config", ".hadolint.yaml", *dockerfiles)
 
 

@@ -16,12 +16,15 @@ from pybase import (
     bench,
     candidates,
     check,
+    cpython_build,
     cpython_releases,
     debian_archive,
+    debian_base,
     engine,
     images,
     local_registry,
     matrix,
+    payload,
     pipeline,
     publish,
     registry,
@@ -46,20 +49,28 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
     targets = _targets(args)
     engine.require()
     optimize = m.cpython.optimize if args.optimize is None else args.optimize
-    timings: list[upstream.Outcome] = []
+    # Measured before anything is made again: the images built on today's bases.
+    stale = payload.stale_bases(m, targets)
+    outcomes: list[upstream.Outcome] = []
     for release in dict.fromkeys(t.release for t in targets):
-        timings.append(upstream.build_debian(release, force=args.refresh))
-        _report(timings[-1])
+        outcomes.append(debian_base.build_debian(release, refresh=args.refresh,
+                                                 reason=stale.get(release, "")))
+        _report(outcomes[-1])
     for target in targets:
-        timings.append(upstream.build_python(target, optimize=optimize, force=args.refresh))
-        _report(timings[-1])
-    print(f"bootstrap: {len(timings)} images ({'PGO+LTO' if optimize else 'no PGO/LTO'}) in "
-          f"{sum(o.seconds for o in timings):.0f} s")
+        outcomes.append(cpython_build.build_tree(target, optimize=optimize,
+                                                 force=args.recompile))
+        _report(outcomes[-1])
+        outcomes.append(cpython_build.assemble(target, optimize=optimize))
+        _report(outcomes[-1])
+    made = [o for o in outcomes if not o.reused]
+    print(f"bootstrap: {len(made)} of {len(outcomes)} images made "
+          f"({'PGO+LTO' if optimize else 'no PGO/LTO'}) in {sum(o.seconds for o in outcomes):.0f} s")
 
 
 def _report(outcome: upstream.Outcome) -> None:
-    verb = "reused" if outcome.reused else "built"
-    print(f"bootstrap: {verb} {outcome.image} in {outcome.seconds:.1f} s", flush=True)
+    verb = "reused" if outcome.reused else "made"
+    print(f"bootstrap: {verb} {outcome.image} in {outcome.seconds:.1f} s ({outcome.why})",
+          flush=True)
 
 
 def cmd_build(args: argparse.Namespace) -> None:
@@ -75,7 +86,8 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     engine.require()
-    bench.run(matrix.load(), _targets(args), with_speed=args.speed)
+    bench.run(matrix.load(), _targets(args), with_speed=args.speed or bool(args.compare),
+              compare=args.compare or ())
 
 
 def cmd_targets(args: argparse.Namespace) -> None:
@@ -237,7 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sub.add_parser("engine", help="start a local engine if none answers").set_defaults(func=cmd_engine)
     boot = with_selection(sub.add_parser("bootstrap", help="build debian and python upstream images"))
-    boot.add_argument("--refresh", action="store_true", help="rebuild even if a matching image exists")
+    boot.add_argument("--refresh", action="store_true",
+                      help="make the Debian bases again if the archive moved since they were "
+                           "made, and assemble CPython on them (never recompiles)")
+    boot.add_argument("--recompile", action="store_true",
+                      help="compile the CPython trees even if cached ones exist")
     boot.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
                       help="PGO+LTO for this run (default: versions.yaml's cpython.optimize)")
     boot.set_defaults(func=cmd_bootstrap)
@@ -246,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench_parser = with_selection(sub.add_parser("bench", help="the whole cost of every built image"))
     bench_parser.add_argument("--speed", action="store_true",
                               help="add the interpreter-speed comparison (minutes more)")
+    bench_parser.add_argument("--compare", action="append", metavar="IMAGE",
+                              help="also time this image's python3 in the speed comparison "
+                                   "(repeatable; implies --speed)")
     bench_parser.set_defaults(func=cmd_bench)
     with_selection(sub.add_parser("targets", help="list selected entries")).set_defaults(func=cmd_targets)
 

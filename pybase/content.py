@@ -26,8 +26,10 @@ from packaging.version import InvalidVersion, Version
 from pybase.inventory import Inventory
 
 LABEL_PREFIX = "org.opencontainers.image."
-VOLATILE_LABELS = frozenset(LABEL_PREFIX + name
-                            for name in ("created", "revision", "version", "base.digest"))
+# The Debian base's archive state is volatile too: what it brought is in the package versions.
+VOLATILE_LABELS = frozenset([*(LABEL_PREFIX + name
+                               for name in ("created", "revision", "version", "base.digest")),
+                             "org.python-base.archive"])
 
 Content = dict[str, Any]
 

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import get_args
 
@@ -93,7 +94,7 @@ class AptSources:
     """apt over a private list of deb-src lines: own lists, cache and sources, the host's apt
     setup neither needed nor touched."""
 
-    def __init__(self, root: Path, lines: Sequence[str]) -> None:
+    def __init__(self, root: Path, lines: Sequence[str], *, indices: bool = True) -> None:
         for sub in ("lists/partial", "cache/archives/partial", "parts"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         (root / "sources.list").write_text("".join(f"{line}\n" for line in lines))
@@ -104,11 +105,16 @@ class AptSources:
             "-o", f"Dir::State::Lists={root / 'lists'}",
             "-o", f"Dir::Cache={root / 'cache'}",
         ]
+        if not indices:
+            # Only the (In)Release files: no Packages, no Translation indices.
+            self.options += ["-o", "Acquire::IndexTargets::deb::Packages::DefaultEnabled=false",
+                             "-o", "Acquire::IndexTargets::deb::Translations::DefaultEnabled=false",
+                             "-o", "Acquire::Languages=none"]
 
     def update(self) -> None:
         try:
             engine.run(["apt-get", *self.options, "-q", "update"],
-                       what="apt-get update (deb-src)", error=DebianArchiveError)
+                       what="apt-get update (private sources)", error=DebianArchiveError)
         except DebianArchiveError as exc:
             raise DebianArchiveError(without_hosts(str(exc))) from None
 
@@ -136,3 +142,24 @@ def apt_sources(lines: Sequence[str]) -> Iterator[AptSources]:
         apt = AptSources(Path(tmp), lines)
         apt.update()
         yield apt
+
+
+def release_dates(entries: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """The `Date:` of each suite's Release file, as (URI, suite) pairs name them: seconds since
+    the epoch, per suite. Only the signed Release files are fetched (a few hundred kB)."""
+    lines = [f"deb [signed-by={DEBIAN_KEYRING}] {uri} {suite} main" for uri, suite in entries]
+    with tempfile.TemporaryDirectory(prefix="pybase-apt-release-") as tmp:
+        apt = AptSources(Path(tmp), lines, indices=False)
+        apt.update()
+        dates: dict[str, int] = {}
+        for path in (Path(tmp) / "lists").glob("*Release"):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            # Codename (`trixie-security`), as sources name suites; Suite is `stable-security`.
+            codename = re.search(r"^Codename: (\S+)$", text, re.MULTILINE)
+            date = re.search(r"^Date: (.+)$", text, re.MULTILINE)
+            if codename and date:
+                dates[codename.group(1)] = int(parsedate_to_datetime(date.group(1)).timestamp())
+    missing = [suite for _, suite in entries if suite not in dates]
+    if missing:
+        raise DebianArchiveError(f"no Release file with a Date: for {', '.join(missing)}")
+    return dates

@@ -50,6 +50,9 @@ class DebianRelease(_Strict):
 class DebianConfig(_Strict):
     default: Release
     releases: Annotated[dict[Release, DebianRelease], Field(min_length=1)]
+    # MB (10**6 bytes, uncompressed) that the OS-upgrade layer may add before bootstrap makes the
+    # base again from today's archive (pybase.payload).
+    rebootstrap_payload_mb: Annotated[int, Field(ge=1, le=1000)]
 
 
 class CPythonConfig(_Strict):

@@ -1,11 +1,11 @@
-"""Produce the upstream images that a registry would otherwise provide.
+"""The upstream images that a registry would otherwise provide, made here (`nox -s bootstrap`).
 
-- `debian:<release>-slim`: a minbase rootfs from the Debian archive by mmdebstrap, slimmed with the
-  same dpkg path-excludes and apt settings as the official slim images (debuerreotype's own
-  scripts), timestamps clamped to a fixed epoch, imported into the engine.
-- `python:<version>-slim-<release>`: CPython compiled from its source tarball by
-  images/python/Dockerfile, the tarball verified against versions.yaml before use.
+- `debian:<release>-slim`: pybase.debian_base (mmdebstrap, reproducible from the archive state).
+- `python:<version>-slim-<release>`: pybase.cpython_build (a cached compiled tree, assembled on
+  the Debian base).
 
+This module holds what both share, and CPython's source tarball: found locally, in our cache,
+at python.org or in Debian's source archive, and verified against versions.yaml before any use.
 Each image carries a `recipe` label, a digest of everything it was made from; an existing image
 with the same recipe is reused, so re-running costs seconds.
 """
@@ -17,20 +17,15 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pybase import debian_archive, engine, paths
-from pybase.debian_archive import DEBIAN_KEYRING, Mirrors, host_mirrors
-from pybase.matrix import PythonEntry, Target
+from pybase.matrix import PythonEntry
 
-PYTHON_DOCKERFILE = paths.REPO / "images" / "python" / "Dockerfile"
 RECIPE_LABEL = "org.python-base.recipe"
-SLIM_HOOKS = "/usr/share/mmdebstrap/hooks/maybe-merged-usr"
 
 
 class UpstreamError(engine.CommandError):
@@ -48,65 +43,7 @@ class Outcome:
     image: str
     reused: bool
     seconds: float
-
-
-# --------------------------------------------------------------------------------------------
-# Debian
-# --------------------------------------------------------------------------------------------
-
-
-def debian_recipe(release: str, mirrors: Mirrors, output: str) -> list[str]:
-    """The mmdebstrap command line; less the output path, it is also the image's identity."""
-    return [
-        "mmdebstrap", "--mode=root", "--variant=minbase", "--format=tar",
-        f"--hook-dir={SLIM_HOOKS}",
-        # Never unpack what the slim image would delete anyway.
-        "--dpkgopt=path-exclude=/usr/share/man/*",
-        "--dpkgopt=path-exclude=/usr/share/doc/*",
-        "--dpkgopt=path-include=/usr/share/doc/*/copyright",
-        # debuerreotype's scripts read the epoch from the rootfs; give it ours, then remove it.
-        '--customize-hook=echo "$SOURCE_DATE_EPOCH" > "$1/debuerreotype-epoch"',
-        '--customize-hook=debuerreotype-minimizing-config "$1"',
-        '--customize-hook=debuerreotype-slimify "$1"',
-        # No setuid/setgid bits (passwd, su, mount, ...): the hardened images ship none, and a
-        # chmod in any later layer would store a second copy of each file.
-        """--customize-hook=find "$1" -xdev -type f -perm /6000 -exec chmod ug-s '{}' +""",
-        '--customize-hook=rm -f "$1/debuerreotype-epoch" "$1"/var/cache/apt/*.bin',
-        '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/log/apt/* "$1"/var/log/dpkg.log',
-        '--customize-hook=: > "$1/etc/machine-id"',
-        release,
-        output,
-        f"deb [signed-by={DEBIAN_KEYRING}] {mirrors.archive} {release} main",
-        f"deb [signed-by={DEBIAN_KEYRING}] {mirrors.archive} {release}-updates main",
-        f"deb [signed-by={DEBIAN_KEYRING}] {mirrors.security} {release}-security main",
-    ]
-
-
-def build_debian(release: str, *, force: bool = False) -> Outcome:
-    started = time.monotonic()
-    ref = f"debian:{release}-slim"
-    mirrors = host_mirrors()
-    recipe = _digest(*debian_recipe(release, mirrors, "-"))
-    if not force and (engine.image_labels(ref) or {}).get(RECIPE_LABEL) == recipe:
-        return Outcome(ref, True, time.monotonic() - started)
-    engine.install_debian_packages(["mmdebstrap", "debuerreotype"])
-    # A fixed timestamp (midnight UTC of the build day) for every file newer than it.
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    epoch = os.environ.get("SOURCE_DATE_EPOCH") or str(int(today.timestamp()))
-    with tempfile.TemporaryDirectory(prefix=f"debian-{release}-", dir=cache_dir()) as tmp:
-        rootfs = Path(tmp) / "rootfs.tar"
-        engine.run(debian_recipe(release, mirrors, str(rootfs)), what=f"mmdebstrap {release}",
-                   env={**os.environ, "SOURCE_DATE_EPOCH": epoch}, error=UpstreamError)
-        created = datetime.fromtimestamp(int(epoch), UTC).isoformat().replace("+00:00", "Z")
-        engine.docker(
-            "import",
-            "--change", 'CMD ["bash"]',
-            "--change", f"LABEL {RECIPE_LABEL}={recipe}",
-            "--change", f"LABEL org.opencontainers.image.created={created}",
-            "--change", f"LABEL org.opencontainers.image.title=debian:{release}-slim",
-            str(rootfs), ref, capture=True,
-        )
-    return Outcome(ref, False, time.monotonic() - started)
+    why: str = ""  # why it was made, or why the existing image was kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,41 +149,6 @@ def _fetch_debian_orig(entry: PythonEntry, out: Path) -> None:
     raise UpstreamError(f"{where}: download failed: {'; '.join(errors)}")
 
 
-def python_recipe(target: Target, debian_id: str, optimize: bool) -> str:
-    return _digest(PYTHON_DOCKERFILE.read_text(encoding="utf-8"), target.python.version,
-                   target.python.sha256, debian_id, str(optimize))
-
-
-def build_python(target: Target, *, optimize: bool, force: bool = False) -> Outcome:
-    started = time.monotonic()
-    debian_id = engine.image_id(target.debian_image)
-    if debian_id is None:
-        raise UpstreamError(f"{target.debian_image} is missing; bootstrap builds it first")
-    recipe = python_recipe(target, debian_id, optimize)
-    if not force and (engine.image_labels(target.upstream_image) or {}).get(RECIPE_LABEL) == recipe:
-        return Outcome(target.upstream_image, True, time.monotonic() - started)
-    tarball = source_tarball(target.python)
-    context = cache_dir() / "contexts" / f"python-{target.python.version}"
-    shutil.rmtree(context, ignore_errors=True)
-    context.mkdir(parents=True)
-    os.link(tarball, context / "Python.tar.xz")
-    engine.docker(
-        "build", "--progress=plain",
-        "-f", str(PYTHON_DOCKERFILE),
-        "--build-arg", f"DEBIAN_IMAGE={target.debian_image}",
-        "--build-arg", f"PYTHON_VERSION={target.python.version}",
-        "--build-arg", f"PYTHON_SHA256={target.python.sha256}",
-        "--build-arg", f"PYTHON_OPTIMIZE={int(optimize)}",
-        "--label", f"{RECIPE_LABEL}={recipe}",
-        "--label", f"org.opencontainers.image.version={target.python.version}",
-        "--label", f"org.opencontainers.image.base.name={target.debian_image}",
-        "--label", f"org.opencontainers.image.base.digest={debian_id}",
-        "-t", target.upstream_image,
-        str(context),
-    )
-    shutil.rmtree(context, ignore_errors=True)
-    return Outcome(target.upstream_image, False, time.monotonic() - started)
-
-
-def _digest(*parts: str) -> str:
+def digest(*parts: str) -> str:
+    """A short, stable digest of a recipe's parts: the value of RECIPE_LABEL."""
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]

@@ -61,3 +61,31 @@ def test_venv_is_lean(host: Any) -> None:
 @pytest.mark.variants("dev")
 def test_dev_venv_holds_only_pip_and_pytest(host: Any) -> None:
     assert venv_packages(host) == {"pip", "pytest", "iniconfig", "packaging", "pluggy", "pygments"}
+
+
+# A C program that embeds the interpreter, built the way `python3-config --embed` says.
+EMBED_C = ('#include <Python.h>\n'
+           'int main(void) {\n'
+           '    Py_Initialize();\n'
+           '    PyRun_SimpleString("import sys, sqlite3; print(sys.version_info[:2], sqlite3.sqlite_version)");\n'
+           '    return Py_FinalizeEx() < 0;\n'
+           '}\n')
+
+
+@pytest.mark.variants("build", "dev")
+def test_embedding_links_the_shared_libpython(host: Any, image: Image) -> None:
+    """The interpreter executable holds libpython itself; embedders still get the shared one."""
+    minor = image.target.python.minor
+    script = (f"set -e; cd \"$(mktemp -d)\"; printf '%s' '{EMBED_C}' > embed.c; "
+              "gcc embed.c $(python3-config --cflags --embed) $(python3-config --ldflags --embed) "
+              "-o embed; ldd ./embed; ./embed")
+    output = host.check_output(script)
+    assert f"libpython{minor}.so.1.0 => /usr/local/lib/libpython{minor}.so.1.0" in output
+    assert f"({minor.replace('.', ', ')})" in output
+
+
+def test_interpreter_executable_holds_libpython(host: Any, image: Image) -> None:
+    minor = image.target.python.minor
+    assert "libpython" not in host.check_output(f"ldd /usr/local/bin/python{minor}")
+    # Extension modules find the C API in the executable: it exports it.
+    assert host.run("python -c 'import _ctypes, _decimal, _sqlite3'").rc == 0

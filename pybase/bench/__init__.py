@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Sequence
 
-from pybase import engine, gates, paths, tags
-from pybase.bench import builds, junit, pipshare, report, sizes, speed, startup
+from pybase import engine, gates, paths, payload, tags
+from pybase.bench import builds, junit, pipshare, refresh, report, sizes, speed, startup
 from pybase.bench.results import Machine, Results, TargetResult
 from pybase.matrix import Matrix, Target, Variant
 
@@ -27,7 +28,8 @@ def _speed_target(targets: list[Target]) -> Target | None:
                  and t.release == speed.DEBIAN_RELEASE), None)
 
 
-def run(matrix: Matrix, targets: list[Target], with_speed: bool = False) -> Results:
+def run(matrix: Matrix, targets: list[Target], with_speed: bool = False,
+        compare: Sequence[str] = ()) -> Results:
     started = time.perf_counter()
     machine = Machine.here()
     built: dict[str, dict[str, str]] = {t.key: {v: tags.local_ref(matrix, t, v) for v in matrix.variants
@@ -49,7 +51,10 @@ def run(matrix: Matrix, targets: list[Target], with_speed: bool = False) -> Resu
             target.key, upstream, ours, sizes.overhead(ours[RUNTIME], upstream),
             startup.measure(refs[RUNTIME], target.upstream_image),
             builds.measure(target),
-            pipshare.measure(refs[RUNTIME], target.upstream_image, target.key)))
+            pipshare.measure(refs[RUNTIME], target.upstream_image, target.key),
+            payload.upgrade_payload(refs[RUNTIME]) or 0))
+    print("bench: refresh (Debian base from today's archive, CPython assembled)", flush=True)
+    refreshed = refresh.measure(targets, matrix.cpython.optimize)
     speed_result = None
     if with_speed:
         chosen = _speed_target(targets)
@@ -58,9 +63,10 @@ def run(matrix: Matrix, targets: list[Target], with_speed: bool = False) -> Resu
                                      f"python{speed.DEBIAN_MINOR}: select a "
                                      f"{speed.DEBIAN_MINOR}-{speed.DEBIAN_RELEASE} entry")
         print(f"bench {chosen.key}: interpreter speed", flush=True)
-        speed_result = speed.measure(built[chosen.key][RUNTIME], chosen)
+        speed_result = speed.measure(built[chosen.key][RUNTIME], chosen, compare=compare)
     tested = {gates.record_name(ref) for refs in built.values() for ref in refs.values()}
-    found = Results(machine, results, junit.read(tested), speed_result,
+    found = Results(machine, results, junit.read(tested), speed_result, refreshed,
+                    matrix.debian.rebootstrap_payload_mb * payload.MB,
                     time.perf_counter() - started)
     markdown = report.render(found)
     paths.REPORTS.mkdir(exist_ok=True)

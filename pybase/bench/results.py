@@ -13,6 +13,7 @@ from pybase import engine
 from pybase.bench.builds import BuildTimes
 from pybase.bench.junit import TestTimes
 from pybase.bench.pipshare import PipShare
+from pybase.bench.refresh import Refresh
 from pybase.bench.sizes import ImageSize
 from pybase.bench.speed import Speed
 from pybase.bench.startup import Startup
@@ -51,6 +52,7 @@ class TargetResult:
     startup: Startup
     builds: BuildTimes
     pip: PipShare
+    upgrade_payload: int  # bytes the runtime image's OS-upgrade layer adds (pybase.payload)
 
 
 @dataclass(frozen=True)
@@ -59,4 +61,6 @@ class Results:
     targets: list[TargetResult]
     tests: TestTimes | None
     speed: Speed | None
+    refresh: Refresh
+    payload_limit: int  # bytes: versions.yaml's debian.rebootstrap_payload_mb
     seconds: float  # the bench's own wall time

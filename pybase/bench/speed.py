@@ -1,32 +1,40 @@
-"""Interpreter speed (`-- --speed`): our CPython against the same version built without PGO/LTO,
-the same built with a statically linked interpreter, and Debian's own python3.13 (built by Debian
-with PGO+LTO, its /usr/bin/python3.13 linked statically), in containers on this machine in one run.
+"""Interpreter speed (`-- --speed`): a pinned set of pyperformance's benchmarks
+(pybase.bench.pyperformance) run by our CPython, by the same recipe with one choice undone (no
+PGO/LTO; no frame pointers), by Debian's own python3.13 (PGO+LTO at -O3, its /usr/bin/python3.13
+linked statically) and by any image given with `--compare`, in containers on this machine in one
+run.
 
-The comparison images are bench-only and kept by their tags for later runs:
-`pybase-bench/python:<version>-slim-<release>-noopt` (images/python/Dockerfile with
-PYTHON_OPTIMIZE=0, ~4 min on 2 cores), `...-static` (PGO+LTO without --enable-shared, ~15 min)
-and `pybase-bench/debian-python:<release>` (the archive's package in debian:<release>-slim).
-Rounds alternate the images, so a busy moment on a shared machine slows all of them alike; each
-figure is the median over rounds of a best-of-K."""
+The comparison images are bench-only and kept by their tags for later runs: their compiled trees
+are `pybase-bench/cpython-tree:<version>-<release>-<key>-<variant>` (images/python/
+compile.Dockerfile with other build args; ~4 min without PGO, ~15 min with it on 2 cores),
+assembled as `pybase-bench/python:<version>-slim-<release>-<variant>`, and
+`pybase-bench/debian-python:<release>` (the archive's package in debian:<release>-slim).
+Each benchmark runs every contender in turn, starting with another one each round, so a busy
+moment on a shared machine slows all of them alike; each figure is the mean over rounds of
+pyperf's mean.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybase import engine, upstream
+from pybase import cpython_build, engine
+from pybase.bench import pyperformance
 from pybase.bench.stats import RatioSpread
 from pybase.matrix import Target
 
-WORKLOADS = Path(__file__).with_name("workloads.py")
 DEBIAN_RELEASE = "trixie"  # the distribution build compared against: trixie's python3.13
 DEBIAN_MINOR = "3.13"
-# Ours with one change: the interpreter linked statically, as Debian links its own.
-STATIC = "same, static interpreter (no --enable-shared)"
+# Ours with one choice undone: (label, tag suffix, optimize, extra build args).
+VARIANTS = (
+    ("same recipe, no PGO/LTO", "noopt", False, ()),
+    ("same recipe, no frame pointers", "nofp", True, ("--build-arg", "PYTHON_FRAME_POINTERS=0")),
+)
+NO_FRAME_POINTERS = VARIANTS[1][0]
 
 
 @dataclass(frozen=True)
@@ -40,38 +48,20 @@ class Contender:
 @dataclass(frozen=True)
 class Speed:
     contenders: list[Contender]
-    seconds: dict[str, dict[str, float]]  # label -> workload -> median of best-of-K
+    seconds: dict[str, dict[str, float]]  # label -> benchmark -> mean over rounds of pyperf's mean
+    stdev: dict[str, dict[str, float]]    # label -> benchmark -> largest pyperf stdev / mean
     ratios: dict[str, RatioSpread]        # label -> how many times faster ours is than it
     rounds: int
-    best_of: int
 
 
-def static_dockerfile(text: str) -> str:
-    """images/python/Dockerfile without --enable-shared: the interpreter links libpython
-    statically (as Debian's /usr/bin/python3.X does), everything else the same."""
-    line = "        --enable-shared \\\n"
-    if text.count(line) != 1:
-        raise engine.EngineError("images/python/Dockerfile: no single --enable-shared line")
-    return text.replace(line, "")
-
-
-def python_variant(target: Target, suffix: str, *, optimize: bool, shared: bool) -> str:
-    """Our upstream recipe, built under a bench-only tag (kept for later runs) with one change."""
+def python_variant(target: Target, suffix: str, *, optimize: bool,
+                   extra: tuple[str, ...]) -> str:
+    """Our upstream recipe with other build args, under bench-only tags (kept for later runs)."""
+    key = cpython_build.tree_key(target, optimize)
+    tree = f"pybase-bench/cpython-tree:{target.key}-{key}-{suffix}"
     ref = f"pybase-bench/python:{target.python.version}-slim-{target.release}-{suffix}"
-    if engine.inspect(ref) is not None:
-        return ref
-    with tempfile.TemporaryDirectory(prefix="pybase-bench-python-") as tmp:
-        os.link(upstream.source_tarball(target.python), Path(tmp) / "Python.tar.xz")
-        text = upstream.PYTHON_DOCKERFILE.read_text(encoding="utf-8")
-        dockerfile = Path(tmp) / "Dockerfile"
-        dockerfile.write_text(text if shared else static_dockerfile(text), encoding="utf-8")
-        engine.docker(
-            "build", "--progress=plain", "-f", str(dockerfile),
-            "--build-arg", f"DEBIAN_IMAGE={target.debian_image}",
-            "--build-arg", f"PYTHON_VERSION={target.python.version}",
-            "--build-arg", f"PYTHON_SHA256={target.python.sha256}",
-            "--build-arg", f"PYTHON_OPTIMIZE={int(optimize)}",
-            "-t", ref, tmp, capture=True)
+    cpython_build.build_tree(target, optimize=optimize, ref=tree, extra_args=extra)
+    cpython_build.assemble(target, optimize=optimize, tree=tree, ref=ref)
     return ref
 
 
@@ -95,37 +85,35 @@ def _version(contender: Contender) -> str:
                          capture=True).stdout.strip()
 
 
-def _workloads(contender: Contender, best_of: int) -> dict[str, float]:
-    result = engine.docker("run", "--rm", "--network", "none", "--entrypoint", contender.python,
-                           contender.ref, "-c", WORKLOADS.read_text(encoding="utf-8"),
-                           str(best_of), capture=True)
-    found: dict[str, float] = json.loads(result.stdout)
-    return found
-
-
 def ratios(seconds: dict[str, dict[str, float]], ours: str) -> dict[str, RatioSpread]:
     """Per other contender: its time over ours per workload (> 1: ours is faster), summarized."""
     return {label: RatioSpread.of([times[w] / seconds[ours][w] for w in seconds[ours]])
             for label, times in seconds.items() if label != ours}
 
 
-def measure(ours_ref: str, target: Target, rounds: int = 5, best_of: int = 3) -> Speed:
+def measure(ours_ref: str, target: Target, rounds: int = 2,
+            compare: Sequence[str] = ()) -> Speed:
+    """`compare`: more images whose `python3` on PATH joins the comparison (e.g. an earlier
+    build kept under another tag)."""
     contenders = [
-        Contender("ours (PGO+LTO)", ours_ref, "/usr/local/bin/python3"),
-        Contender("same version, no PGO/LTO",
-                  python_variant(target, "noopt", optimize=False, shared=True),
-                  "/usr/local/bin/python3"),
-        Contender(STATIC, python_variant(target, "static", optimize=True, shared=False),
-                  "/usr/local/bin/python3"),
+        Contender("ours", ours_ref, "/usr/local/bin/python3"),
+        *(Contender(label, python_variant(target, suffix, optimize=optimize, extra=extra),
+                    "/usr/local/bin/python3") for label, suffix, optimize, extra in VARIANTS),
         Contender(f"Debian {DEBIAN_RELEASE} python{DEBIAN_MINOR}", debian_image(),
                   f"/usr/bin/python{DEBIAN_MINOR}"),
+        *(Contender(ref, ref, "python3") for ref in compare),
     ]
     contenders = [Contender(c.label, c.ref, c.python, _version(c)) for c in contenders]
-    samples: dict[str, list[dict[str, float]]] = {c.label: [] for c in contenders}
-    for round_ in range(rounds):
-        # Each round starts with another contender: none always runs first or last.
-        for contender in contenders[round_ % len(contenders):] + contenders[:round_ % len(contenders)]:
-            samples[contender.label].append(_workloads(contender, best_of))
-    seconds = {label: {w: statistics.median(r[w] for r in runs) for w in runs[0]}
-               for label, runs in samples.items()}
-    return Speed(contenders, seconds, ratios(seconds, contenders[0].label), rounds, best_of)
+    samples: dict[str, dict[str, list[pyperformance.Sample]]] = {c.label: {} for c in contenders}
+    for benchmark in pyperformance.BENCHMARKS:
+        for round_ in range(rounds):
+            # Each round starts with another contender: none always runs first or last.
+            turn = (round_ + pyperformance.BENCHMARKS.index(benchmark)) % len(contenders)
+            for contender in contenders[turn:] + contenders[:turn]:
+                samples[contender.label].setdefault(benchmark, []).append(
+                    pyperformance.run(contender.ref, contender.python, benchmark))
+    seconds = {label: {b: statistics.fmean(s.mean for s in runs) for b, runs in found.items()}
+               for label, found in samples.items()}
+    stdev = {label: {b: max(s.stdev / s.mean for s in runs) for b, runs in found.items()}
+             for label, found in samples.items()}
+    return Speed(contenders, seconds, stdev, ratios(seconds, contenders[0].label), rounds)

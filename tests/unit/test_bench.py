@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from pybase import engine, images, paths
+from pybase import engine, images
 from pybase.bench import builds, junit, report, stats
 from pybase.bench.builds import BuildTimes
 from pybase.bench.pipshare import PipShare
+from pybase.bench.refresh import BaseRefresh, Refresh
 from pybase.bench.results import Machine, Results, TargetResult
 from pybase.bench.sizes import UPGRADE, ImageSize, Layer, classify, overhead, pair_history
-from pybase.bench.speed import STATIC, Contender, Speed, ratios, static_dockerfile
+from pybase.bench.speed import NO_FRAME_POINTERS, Contender, Speed, ratios
 from pybase.bench.startup import BARE, Startup
 
 # --- statistics -------------------------------------------------------------------------------
@@ -163,16 +164,20 @@ def test_a_missing_junit_report_gives_no_figure(tmp_path: Path) -> None:
 # --- the report ---------------------------------------------------------------------------------
 
 
-def results(shared_size: int, speed: Speed | None) -> Results:
+REFRESH = Refresh([BaseRefresh("trixie", 41.5, True)], {"3.13.15-trixie": 12.25})
+
+
+def results(shared_size: int, speed: Speed | None, payload: int = 2_000_000) -> Results:
     summary = stats.Summary(0.02, 0.03, 41)
     checks = {"pip --version": (True, "pip 26 from /opt/venv/...")}
     target = TargetResult(
         "3.13.15-trixie", UPSTREAM, {"runtime": OURS}, overhead(OURS, UPSTREAM),
         Startup({BARE: summary, "tini + entrypoint": stats.Summary(0.025, 0.04, 41)}, summary,
                 stats.Summary(0.5, 0.6, 7), stats.Summary(0.45, 0.5, 7)),
-        BuildTimes(60.0, 12.0), PipShare(checks, checks, shared_size, shared_size // 5))
+        BuildTimes(60.0, 12.0), PipShare(checks, checks, shared_size, shared_size // 5),
+        payload)
     machine = Machine(2, 23.4, "Some CPU", "6.1", "docker 20.10", "2026-11-25T09:00:00+00:00")
-    return Results(machine, [target], None, speed, 150.0)
+    return Results(machine, [target], None, speed, REFRESH, 10_000_000, 150.0)
 
 
 def test_report_says_missed_by_how_much_and_what_closes_it() -> None:
@@ -184,20 +189,33 @@ def test_report_says_missed_by_how_much_and_what_closes_it() -> None:
     assert "2 cores (Some CPU), 23.4 GiB memory" in text
     assert "No `reports/junit.xml`" in text
     assert "| 3.13.15-trixie | tini + entrypoint | 25.0 | 40.0 | 41 | 5.0 | 1.25x |" in text
-    assert "| matrix | 60.0 s | 12.0 s | |" in text
+    assert "| matrix | 60.0 s | 12.0 s | 12.2 s |" in text
+
+
+def test_report_gives_the_refresh_time_and_the_upgrade_payload_against_its_limit() -> None:
+    text = report.render(results(30_000, None))
+    assert ("Refresh < 60 s per image, 3.13.15-trixie: 53.8 s (base 41.5 s + assembly 12.2 s): "
+            "**met**") in text
+    assert "the same image as the current base: reproducible" in text
+    assert "| **refresh of the selection** | | | **53.8 s** |" in text
+    assert ("OS-upgrade payload, 3.13.15-trixie: 2.00 MB of the 10.00 MB that versions.yaml's "
+            "debian.rebootstrap_payload_mb allows: within it") in text
+    over = report.render(results(30_000, None, payload=12_500_000))
+    assert "12.50 MB of the 10.00 MB" in over and "**over: the next bootstrap makes" in over
 
 
 def test_report_speed_target_met_and_missed() -> None:
     contenders = [Contender("ours (PGO+LTO)", "a", "p", "3.13.15"),
                   Contender("Debian trixie python3.13", "b", "p", "3.13.5")]
     seconds = {"ours (PGO+LTO)": {"w": 1.0}, "Debian trixie python3.13": {"w": 0.97}}
-    slower = Speed(contenders, seconds, ratios(seconds, "ours (PGO+LTO)"), 3, 3)
+    stdev = {label: {"w": 0.02} for label in seconds}
+    slower = Speed(contenders, seconds, stdev, ratios(seconds, "ours (PGO+LTO)"), 3)
     assert "**missed** by 3.0 %" in report.render(results(30_000, slower))
     seconds["Debian trixie python3.13"]["w"] = 1.05
-    faster = Speed(contenders, seconds, ratios(seconds, "ours (PGO+LTO)"), 3, 3)
+    faster = Speed(contenders, seconds, stdev, ratios(seconds, "ours (PGO+LTO)"), 3)
     text = report.render(results(30_000, faster))
     assert "**met** (ours 5.0 % faster)" in text
-    assert "| w | 1.0000 | 1.0500 |" in text
+    assert "| w | 1000.00 ±2% | 1050.00 ±2% |" in text
 
 
 def test_report_target_met_when_little_is_added() -> None:
@@ -206,28 +224,18 @@ def test_report_target_met_when_little_is_added() -> None:
     found = results(30_000, None)
     target = found.targets[0]
     lean = TargetResult(target.key, UPSTREAM, {"runtime": small}, overhead(small, UPSTREAM),
-                        target.startup, target.builds, target.pip)
-    text = report.render(Results(found.machine, [lean], None, None, 1.0))
+                        target.startup, target.builds, target.pip, 0)
+    text = report.render(Results(found.machine, [lean], None, None, REFRESH, 10_000_000, 1.0))
     assert f"{lean.key}: 0.00 MB: **met** (5.00 MB to spare)" in text
 
 
 def test_report_names_the_measured_fix_for_a_speed_miss() -> None:
-    contenders = [Contender("ours (PGO+LTO)", "a", "p", "3.13.15"), Contender(STATIC, "s", "p"),
+    contenders = [Contender("ours", "a", "p", "3.13.15"), Contender(NO_FRAME_POINTERS, "s", "p"),
                   Contender("Debian trixie python3.13", "b", "p", "3.13.5")]
-    seconds = {"ours (PGO+LTO)": {"w": 1.0}, STATIC: {"w": 0.8},
+    seconds = {"ours": {"w": 1.0}, NO_FRAME_POINTERS: {"w": 0.8},
                "Debian trixie python3.13": {"w": 0.82}}
-    found = Speed(contenders, seconds, ratios(seconds, "ours (PGO+LTO)"), 3, 3)
+    found = Speed(contenders, seconds, {label: {"w": 0.0} for label in seconds},
+                  ratios(seconds, "ours"), 3)
     text = report.render(results(30_000, found))
     assert "**missed** by 18.0 %" in text
-    assert "linked statically" in text and "is at 1.025, met." in text
-
-
-def test_the_static_variant_drops_only_enable_shared() -> None:
-    real = (paths.REPO / "images" / "python" / "Dockerfile").read_text(encoding="utf-8")
-    static = static_dockerfile(real)
-    def options(text: str) -> list[str]:
-        return [ln.strip() for ln in text.splitlines() if ln.strip().startswith("--")]
-    assert set(options(real)) - set(options(static)) == {"--enable-shared \\"}
-    assert len(real.splitlines()) - len(static.splitlines()) == 1
-    with pytest.raises(engine.EngineError, match="--enable-shared"):
-        static_dockerfile("FROM debian\n")
+    assert "without frame pointers is at 1.025, met." in text

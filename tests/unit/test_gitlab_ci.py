@@ -82,12 +82,16 @@ def test_jobs_per_pipeline_source(source: str, jobs: set[str]) -> None:
     assert jobs_for(source) == jobs
 
 
-def test_schedule_rebuilds_the_os_upgrade_layer() -> None:
+def test_schedule_refreshes_the_base_and_rebuilds_the_os_upgrade_layer() -> None:
     for source, fresh in (("schedule", True), ("weekly schedule", True),
-                          ("daily refresh (child)", True), ("default branch", False)):
+                          ("daily refresh (child)", True), ("default branch", False),
+                          ("merge request", False)):
         rule = decide(CONFIG["build"]["rules"], SOURCES[source])
         assert rule is not None
-        assert ("PYTHON_BASE_OS_UPGRADE_STAMP" in rule.get("variables", {})) is fresh
+        variables = rule.get("variables", {})
+        assert ("PYTHON_BASE_OS_UPGRADE_STAMP" in variables) is fresh
+        assert (variables.get("BOOTSTRAP_OPTIONS") == "--refresh") is fresh
+    assert "$NOX -s bootstrap -- $ENTRY $BOOTSTRAP_OPTIONS" in CONFIG["build"]["script"]
 
 
 def test_publish_is_serialized_and_promotes_tested_candidates() -> None:

@@ -1,13 +1,17 @@
-"""Upstream logic that needs no engine: mirror discovery and source verification."""
+"""Upstream logic that needs no engine: mirror discovery, source verification, the reproducible
+base's archive state and image archive, and what the CPython tree and assembly are keyed by."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from pybase import debian_archive, upstream
+from pybase import content, cpython_build, debian_archive, debian_base, matrix, upstream
 from pybase.matrix import PythonEntry
 
 DEB822 = """\
@@ -55,7 +59,7 @@ def test_missing_security_entry_is_an_error(tmp_path: Path) -> None:
 
 def test_debian_recipe_carries_the_slim_recipe() -> None:
     mirrors = debian_archive.Mirrors("http://a.invalid/debian", "http://b.invalid/debian-security")
-    command = upstream.debian_recipe("trixie", mirrors, "out.tar")
+    command = debian_base.debian_recipe("trixie", mirrors, "out.tar")
     assert "--variant=minbase" in command
     assert any("debuerreotype-slimify" in c for c in command)
     assert "--dpkgopt=path-exclude=/usr/share/doc/*" in command
@@ -104,3 +108,96 @@ def test_source_found_nowhere_says_where_it_looked(tmp_path: Path,
     assert "no source for Python 3.13.99" in message and wanted.sha256 in message
     assert str(tmp_path) in message
     assert "python.org" in message and "Debian source package python3.13" in message
+
+
+# --- the reproducible Debian base -----------------------------------------------------------------
+
+
+def test_archive_state_epoch_is_the_newest_release_and_the_label_is_stable() -> None:
+    state = debian_base.ArchiveState({"trixie-security": 1795_500_000, "trixie": 1795_000_000,
+                                      "trixie-updates": 1795_400_000})
+    assert state.epoch == 1795_500_000
+    assert state.label == ("trixie=2026-11-18T11:06:40Z trixie-security=2026-11-24T06:00:00Z "
+                           "trixie-updates=2026-11-23T02:13:20Z")
+    same = debian_base.ArchiveState(dict(reversed(list(state.dates.items()))))
+    assert same.label == state.label
+
+
+def test_release_dates_read_codename_and_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fake_update(self: debian_archive.AptSources) -> None:
+        assert "Acquire::IndexTargets::deb::Packages::DefaultEnabled=false" in self.options
+        lists = self.root / "lists"
+        for name, (suite, date) in {"x_dists_trixie_InRelease": ("trixie", "Tue, 24 Nov 2026 00:34:34 UTC"),
+                                    "x_dists_trixie-security_InRelease": ("trixie-security",
+                                                                         "Tue, 24 Nov 2026 02:12:15 UTC")}.items():
+            (lists / name).write_text(f"Origin: Debian\nSuite: stable\nCodename: {suite}\n"
+                                      f"Date: {date}\n")
+    monkeypatch.setattr(debian_archive.AptSources, "update", fake_update)
+    found = debian_archive.release_dates([("http://a.invalid/debian", "trixie"),
+                                          ("http://b.invalid/debian-security", "trixie-security")])
+    assert found == {"trixie": 1795480474, "trixie-security": 1795486335}
+    with pytest.raises(debian_archive.DebianArchiveError, match="no Release file .* trixie-updates"):
+        debian_archive.release_dates([("http://a.invalid/debian", "trixie-updates")])
+
+
+def test_image_archive_is_deterministic_and_dated_by_the_archive(tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        tar.add(__file__, arcname="etc/hello")
+    ids = [debian_base.write_image_archive(rootfs, tmp_path / f"image{n}.tar", "debian:trixie-slim",
+                                           created=1795486335, labels={"b": "2", "a": "1"},
+                                           created_by="mmdebstrap", architecture="amd64")
+           for n in (1, 2)]
+    assert ids[0] == ids[1]
+    with tarfile.open(tmp_path / "image1.tar") as tar:
+        manifest = json.loads(tar.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        config_bytes = tar.extractfile(manifest[0]["Config"]).read()  # type: ignore[union-attr]
+        layer = tar.extractfile(manifest[0]["Layers"][0]).read()  # type: ignore[union-attr]
+    assert "sha256:" + hashlib.sha256(config_bytes).hexdigest() == ids[0]
+    config = json.loads(config_bytes)
+    assert config["created"] == "2026-11-24T02:12:15Z"
+    assert config["rootfs"]["diff_ids"] == ["sha256:" + hashlib.sha256(layer).hexdigest()]
+    assert manifest[0]["RepoTags"] == ["debian:trixie-slim"]
+    other = debian_base.write_image_archive(rootfs, tmp_path / "image3.tar", "x", created=1795486336,
+                                            labels={}, created_by="mmdebstrap", architecture="amd64")
+    assert other != ids[0]
+
+
+# --- the CPython tree and its assembly -------------------------------------------------------------
+
+
+TARGET = matrix.load().targets()[0]
+
+
+def test_tree_key_changes_with_each_compile_input_and_nothing_else() -> None:
+    key = cpython_build.tree_key(TARGET, True)
+    assert cpython_build.tree_key(TARGET, True) == key
+    assert cpython_build.tree_key(TARGET, False) != key
+    other_release = dataclasses.replace(TARGET, release="trixie" if TARGET.release != "trixie"
+                                        else "bookworm")
+    assert cpython_build.tree_key(other_release, True) != key
+    for field, value in (("version", "3.13.99"), ("sha256", "0" * 64)):
+        changed = dataclasses.replace(TARGET, python=TARGET.python.model_copy(update={field: value}))
+        assert cpython_build.tree_key(changed, True) != key
+    assert cpython_build.tree_ref(TARGET, True) == (f"pybase-cache/cpython-tree:{TARGET.key}-{key}")
+
+
+def test_assembly_recipe_follows_the_tree_not_the_base(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path) -> None:
+    recipe = cpython_build.assembly_recipe(TARGET, True)
+    assert cpython_build.assembly_recipe(TARGET, False) != recipe  # another tree
+    edited = tmp_path / "Dockerfile"
+    edited.write_text(cpython_build.ASSEMBLE_DOCKERFILE.read_text() + "# edited\n")
+    monkeypatch.setattr(cpython_build, "ASSEMBLE_DOCKERFILE", edited)
+    assert cpython_build.assembly_recipe(TARGET, True) != recipe
+
+
+def test_a_refreshed_base_alone_is_not_new_content() -> None:
+    labels = {"org.python-base.archive": "trixie=2026-11-24T00:34:34Z",
+              "org.opencontainers.image.base.digest": "sha256:aaa",
+              "org.python-base.cpython-tree": "0123456789abcdef"}
+    assert content.VOLATILE_LABELS >= {"org.python-base.archive",
+                                       "org.opencontainers.image.base.digest"}
+    assert "org.python-base.cpython-tree" not in content.VOLATILE_LABELS
+    kept = {k: v for k, v in labels.items() if k not in content.VOLATILE_LABELS}
+    assert kept == {"org.python-base.cpython-tree": "0123456789abcdef"}
