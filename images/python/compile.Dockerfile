@@ -31,8 +31,13 @@ ARG PYTHON_VERSION
 ARG PYTHON_SHA256
 # 1 = the official --enable-optimizations --with-lto (PGO+LTO); 0 = a plain build.
 ARG PYTHON_OPTIMIZE=0
-# 1 = frame pointers on amd64/arm64 (see below); `nox -s bench -- --speed` builds the other.
-ARG PYTHON_FRAME_POINTERS=1
+# 1 = frame pointers on amd64/arm64, so that `perf` and eBPF profilers unwind native stacks
+#   without DWARF (https://docs.python.org/3.13/howto/perf_profiling.html). Off: they cost 5 %
+#   (pyperformance geometric mean, 3.13.15 on trixie, `nox -s bench -- --speed`: 0.952x, up to
+#   13 % on nbody), which is what put this build behind Debian's (0.967x with, 1.016x without).
+#   `python -X perf_jit` (3.13+) gives perf Python frames without them. The bench builds the
+#   other setting.
+ARG PYTHON_FRAME_POINTERS=0
 
 # The profile run of a PGO build recurses deeply (test_functools) and overflows the default 8 MiB
 # stack here, so the stack limit is lifted in the same shell that runs make. The same overflow
@@ -43,16 +48,16 @@ WORKDIR /usr/src/python
 #   https://github.com/docker-library/python/pull/23 (but see the static interpreter below).
 # --enable-option-checking=fatal: a misspelt configure option fails instead of being ignored.
 # EXTRA_CFLAGS adds Debian's hardening flags (dpkg-buildflags) to CPython's own, with two
-#   changes that Debian's own python3.X build makes too (debian/rules of python3.13):
+#   changes that Debian's own python3.X build makes too (debian/rules of python3.13). With the
+#   static interpreter below, they made this build 1.168x the official recipe's (same bench):
 #   - no -O level: CPython's -O3 stays. EXTRA_CFLAGS comes last on the command line, so the
 #     official recipe's `-O2` from dpkg-buildflags silently replaces it.
 #   - -fstack-protector instead of -strong: canaries in functions with character arrays only,
 #     not in every function that takes an address (the eval loop does, on every call).
 # -Wl,--strip-all (slim images only): no symbol tables, 20-30 MB smaller;
 #   https://github.com/docker-library/python/pull/483 (from issues/448).
-# Frame pointers on amd64/arm64 so that `perf` (PYTHONPERFSUPPORT, 3.12+) gets full stacks;
-#   https://docs.python.org/3.12/howto/perf_profiling.html
-#   https://github.com/docker-library/python/pull/1000#issuecomment-2597021615
+# Frame pointers only with PYTHON_FRAME_POINTERS=1 (above; the official image has them:
+#   https://github.com/docker-library/python/pull/1000#issuecomment-2597021615).
 # SC3045 reads RUN as POSIX sh; this stage's SHELL is bash, which has `ulimit -s`. SC2016: the
 # single-quoted `$(LIBRARY_OBJS)` is for make to expand, not the shell.
 # hadolint ignore=SC2016,SC3045

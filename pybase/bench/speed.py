@@ -1,6 +1,6 @@
 """Interpreter speed (`-- --speed`): a pinned set of pyperformance's benchmarks
 (pybase.bench.pyperformance) run by our CPython, by the same recipe with one choice undone (no
-PGO/LTO; no frame pointers), by Debian's own python3.13 (PGO+LTO at -O3, its /usr/bin/python3.13
+PGO/LTO; frame pointers), by Debian's own python3.13 (PGO+LTO at -O3, its /usr/bin/python3.13
 linked statically) and by any image given with `--compare`, in containers on this machine in one
 run.
 
@@ -32,9 +32,9 @@ DEBIAN_MINOR = "3.13"
 # Ours with one choice undone: (label, tag suffix, optimize, extra build args).
 VARIANTS = (
     ("same recipe, no PGO/LTO", "noopt", False, ()),
-    ("same recipe, no frame pointers", "nofp", True, ("--build-arg", "PYTHON_FRAME_POINTERS=0")),
+    ("same recipe, with frame pointers", "fp", True, ("--build-arg", "PYTHON_FRAME_POINTERS=1")),
 )
-NO_FRAME_POINTERS = VARIANTS[1][0]
+WITH_FRAME_POINTERS = VARIANTS[1][0]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pybase.bench.pipshare import PipShare
 from pybase.bench.refresh import BaseRefresh, Refresh
 from pybase.bench.results import Machine, Results, TargetResult
 from pybase.bench.sizes import UPGRADE, ImageSize, Layer, classify, overhead, pair_history
-from pybase.bench.speed import NO_FRAME_POINTERS, Contender, Speed, ratios
+from pybase.bench.speed import WITH_FRAME_POINTERS, Contender, Speed, ratios
 from pybase.bench.startup import BARE, Startup
 
 # --- statistics -------------------------------------------------------------------------------
@@ -230,12 +230,15 @@ def test_report_target_met_when_little_is_added() -> None:
 
 
 def test_report_names_the_measured_fix_for_a_speed_miss() -> None:
-    contenders = [Contender("ours", "a", "p", "3.13.15"), Contender(NO_FRAME_POINTERS, "s", "p"),
+    contenders = [Contender("ours", "a", "p", "3.13.15"), Contender(WITH_FRAME_POINTERS, "s", "p"),
                   Contender("Debian trixie python3.13", "b", "p", "3.13.5")]
-    seconds = {"ours": {"w": 1.0}, NO_FRAME_POINTERS: {"w": 0.8},
+    seconds = {"ours": {"w": 1.0}, WITH_FRAME_POINTERS: {"w": 0.8},
                "Debian trixie python3.13": {"w": 0.82}}
     found = Speed(contenders, seconds, {label: {"w": 0.0} for label in seconds},
                   ratios(seconds, "ours"), 3)
     text = report.render(results(30_000, found))
     assert "**missed** by 18.0 %" in text
-    assert "without frame pointers is at 1.025, met." in text
+    assert f"Measured in this run: {WITH_FRAME_POINTERS} is at 1.025, met." in text
+    seconds[WITH_FRAME_POINTERS]["w"] = 1.1  # slower than ours: names nothing
+    slower = Speed(contenders, seconds, found.stdev, ratios(seconds, "ours"), 3)
+    assert "No build measured in this run does better" in report.render(results(30_000, slower))
