@@ -23,13 +23,14 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pybase.debian_base import ARCHIVE_LABEL
 from pybase.inventory import Inventory
 
 LABEL_PREFIX = "org.opencontainers.image."
 # The Debian base's archive state is volatile too: what it brought is in the package versions.
 VOLATILE_LABELS = frozenset([*(LABEL_PREFIX + name
                                for name in ("created", "revision", "version", "base.digest")),
-                             "org.python-base.archive"])
+                             ARCHIVE_LABEL])
 
 Content = dict[str, Any]
 

@@ -20,6 +20,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from pybase import engine, paths, upstream
 from pybase.matrix import Target
@@ -30,6 +33,19 @@ ASSEMBLE_DOCKERFILE = paths.REPO / "images" / "python" / "Dockerfile"
 TREE_REPOSITORY = "pybase-cache/cpython-tree"
 TREE_LABEL = "org.python-base.cpython-tree"
 BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
+
+
+@contextmanager
+def _context(name: str) -> Iterator[Path]:
+    """A fresh build context directory under the cache (where the source tarball can be
+    hard-linked), removed afterwards."""
+    context = upstream.cache_dir() / "contexts" / name
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    try:
+        yield context
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
 
 
 def tree_key(target: Target, optimize: bool) -> str:
@@ -60,10 +76,7 @@ def build_tree(target: Target, *, optimize: bool, force: bool = False,
         return Outcome(ref, True, time.monotonic() - started, f"tree {key} cached")
     if engine.image_id(target.debian_image) is None:
         raise UpstreamError(f"{target.debian_image} is missing; bootstrap builds it first")
-    context = upstream.cache_dir() / "contexts" / f"python-{target.key}"
-    shutil.rmtree(context, ignore_errors=True)
-    context.mkdir(parents=True)
-    try:
+    with _context(f"python-{target.key}") as context:
         os.link(upstream.source_tarball(target.python), context / "Python.tar.xz")
         engine.docker(
             "build", "--progress=plain", "--target", "tree",
@@ -71,8 +84,6 @@ def build_tree(target: Target, *, optimize: bool, force: bool = False,
             "--label", f"{TREE_LABEL}={key}",
             "-t", ref, str(context),
         )
-    finally:
-        shutil.rmtree(context, ignore_errors=True)
     return Outcome(ref, False, time.monotonic() - started,
                    "compiled " + ("with PGO+LTO" if optimize else "without PGO/LTO"))
 
@@ -103,10 +114,7 @@ def assemble(target: Target, *, optimize: bool, force: bool = False, tree: str |
     if (not force and labels.get(RECIPE_LABEL) == recipe
             and labels.get(BASE_DIGEST_LABEL) == debian_id):
         return Outcome(ref, True, time.monotonic() - started, "same tree, same base")
-    context = upstream.cache_dir() / "contexts" / f"assemble-{target.key}"
-    shutil.rmtree(context, ignore_errors=True)
-    context.mkdir(parents=True)  # the Dockerfile reads nothing from its context
-    try:
+    with _context(f"assemble-{target.key}") as context:  # stays empty: nothing is read from it
         engine.docker(
             "build", "--progress=plain", *(["--no-cache"] if no_cache else []),
             "-f", str(ASSEMBLE_DOCKERFILE), *build_args(target, optimize, base),
@@ -118,6 +126,4 @@ def assemble(target: Target, *, optimize: bool, force: bool = False, tree: str |
             "--label", f"{BASE_DIGEST_LABEL}={debian_id}",
             "-t", ref, str(context),
         )
-    finally:
-        shutil.rmtree(context, ignore_errors=True)
     return Outcome(ref, False, time.monotonic() - started, f"assembled on {debian_id[:19]}")

@@ -59,10 +59,9 @@ class ArchiveState:
 
 
 def archive_state(release: str, mirrors: Mirrors) -> ArchiveState:
-    dates = debian_archive.release_dates([
-        (mirrors.archive, suites(release)[0]), (mirrors.archive, suites(release)[1]),
-        (mirrors.security, suites(release)[2])])
-    return ArchiveState(dates)
+    archive, updates, security = suites(release)
+    return ArchiveState(debian_archive.release_dates(
+        [(mirrors.archive, archive), (mirrors.archive, updates), (mirrors.security, security)]))
 
 
 def debian_recipe(release: str, mirrors: Mirrors, output: str) -> list[str]:

@@ -10,11 +10,13 @@ payload per image (the same layer, found by the same Dockerfile step).
 from __future__ import annotations
 
 from pybase import engine, tags
-from pybase.bench.sizes import UPGRADE, classify
+from pybase.cpython_build import BASE_DIGEST_LABEL
 from pybase.matrix import Matrix, Target
 
-BASE_DIGEST_LABEL = "org.opencontainers.image.base.digest"
 MB = 1_000_000
+# What names the step in an image's history (images/python-base/Dockerfile); the bench's layer
+# attribution (pybase.bench.sizes) finds the same layer by it.
+UPGRADE_STEP = "apt-get upgrade"
 
 
 def upgrade_payload(ref: str) -> int | None:
@@ -25,7 +27,7 @@ def upgrade_payload(ref: str) -> int | None:
                             "--format", "{{.Size}}\t{{.CreatedBy}}", ref, capture=True).stdout
     return sum(int(size) for size, _, created_by in
                (line.partition("\t") for line in history.splitlines() if line)
-               if classify(created_by) == UPGRADE)
+               if UPGRADE_STEP in created_by)
 
 
 def stale_bases(matrix: Matrix, targets: list[Target]) -> dict[str, str]:

@@ -74,7 +74,7 @@ def test_reassembly_carries_the_tree_and_no_compiler(reassembled: str,
     labels = engine.image_labels(reassembled) or {}
     assert labels[cpython_build.TREE_LABEL] == cpython_build.tree_key(target,
                                                                      MATRIX.cpython.optimize)
-    assert labels["org.opencontainers.image.base.digest"] == engine.image_id(target.debian_image)
+    assert labels[cpython_build.BASE_DIGEST_LABEL] == engine.image_id(target.debian_image)
     found = run(reassembled, "sh", "-c", "for c in gcc cc make ld; do command -v $c; done; true")
     assert found == "", f"a toolchain is in the assembled image: {found}"
     assert run(reassembled, "python3", "-c", "import platform; print(platform.python_version())"

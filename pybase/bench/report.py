@@ -92,9 +92,10 @@ def _speed_fix(results: Results, debian: str) -> str:
     if speed is None:
         return ""
     ours = speed.contenders[0].label
-    better = [(label, ratios(speed.seconds, label)[debian].mean) for label in speed.seconds
-              if label not in (ours, debian)
-              and ratios(speed.seconds, label)[debian].mean > speed.ratios[debian].mean]
+    against_debian = {label: ratios(speed.seconds, label)[debian].mean for label in speed.seconds
+                      if label not in (ours, debian)}
+    better = [(label, value) for label, value in against_debian.items()
+              if value > speed.ratios[debian].mean]
     if not better:
         return "No build measured in this run does better; the per-benchmark table shows where."
     return "Measured in this run: " + "; ".join(

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pybase import engine, paths
+from pybase import engine, paths, payload
 
 GZIP_LEVEL = 6  # Go's gzip.DefaultCompression, what the engine pushes with
 UPGRADE = "OS upgrade"
 # First match wins: the upgrade step also mentions apt-get, the SBOM step is a COPY.
 CAUSES: tuple[tuple[str, str], ...] = (
-    ("apt-get upgrade", UPGRADE),
+    (payload.UPGRADE_STEP, UPGRADE),
     ("sbom.cdx.json", "SBOM"),
     ("-m venv", "venv (pip)"),
     ("install -y --no-install-recommends tini", "tini"),

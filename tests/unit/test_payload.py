@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pybase import engine, matrix, payload, tags
+from pybase import cpython_build, engine, matrix, payload, tags
 
 MATRIX = matrix.load()
 TARGETS = MATRIX.targets()
@@ -44,7 +44,7 @@ def images_for(payloads: dict[str, int], built_on_current: bool = True
         images[target.upstream_image] = (f"sha256:up-{target.key}", {})
         ref = tags.local_ref(MATRIX, target, "runtime")
         base = f"sha256:up-{target.key}" if built_on_current else "sha256:older"
-        images[ref] = (f"sha256:img-{target.key}", {payload.BASE_DIGEST_LABEL: base})
+        images[ref] = (f"sha256:img-{target.key}", {cpython_build.BASE_DIGEST_LABEL: base})
         found_history[ref] = history(payloads.get(target.release, 0))
     return images, found_history
 
