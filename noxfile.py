@@ -27,7 +27,10 @@ SHIPPED_PYTHON = ("images/python-base/files/file_secrets.py",
 
 
 def install(session: nox.Session, extras: str = "") -> None:
+    """The project (with `extras`) into the session's venv, then, as root, the Debian packages
+    the session runs (pybase/host.py lists them; not root: an error naming what is missing)."""
     session.install("-e", f"{PACKAGE}[{extras}]" if extras else PACKAGE)
+    session.run("pybase", "host", session.name)
 
 
 @nox.session

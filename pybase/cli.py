@@ -21,6 +21,7 @@ from pybase import (
     debian_archive,
     debian_base,
     engine,
+    host,
     images,
     local_registry,
     matrix,
@@ -42,6 +43,10 @@ def _targets(args: argparse.Namespace) -> list[matrix.Target]:
 def cmd_engine(args: argparse.Namespace) -> None:
     major, minor = engine.ensure_running()
     print(f"engine: Docker Engine {major}.{minor} answers")
+
+
+def cmd_host(args: argparse.Namespace) -> None:
+    host.command(args)
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> None:
@@ -341,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     loc.add_argument("action", choices=["start", "stop"])
     loc.set_defaults(func=cmd_local_registry)
 
+    hst = sub.add_parser("host", help=host.DESCRIPTION)
+    host.add_arguments(hst)
+    hst.set_defaults(func=cmd_host)
+
     pipe = sub.add_parser("pipeline", help="write .gitlab-ci.yml's entry list from versions.yaml")
     pipe.add_argument("--check", action="store_true", help="fail on drift instead of writing")
     pipe.set_defaults(func=cmd_pipeline)
@@ -353,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sbom.SbomError, registry.RegistryError, publish.PublishError,
             candidates.CandidateError, local_registry.LocalRegistryError,
             pipeline.PipelineError, check.CheckError,
-            debian_archive.DebianArchiveError) as exc:
+            debian_archive.DebianArchiveError, host.HostError) as exc:
         print(f"pybase {args.command}: error: {exc}", file=sys.stderr)
         return 2
     print(f"pybase {args.command}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pybase import host
 from pybase.debian_base import ARCHIVE_LABEL
 from pybase.inventory import Inventory
 
@@ -148,10 +148,8 @@ def _python_order(old: str, new: str) -> int:
 
 @functools.cache
 def _debian_order(old: str, new: str) -> int:
-    """dpkg's own comparison (the host is Debian); 0 = unknown when dpkg is not there."""
-    dpkg = shutil.which("dpkg")
-    if dpkg is None:
-        return 0
+    """dpkg's own comparison (the host is Debian); 0 = neither older nor newer."""
+    dpkg = host.program("dpkg")
     for relation, result in (("lt", 1), ("gt", -1)):
         if subprocess.run([dpkg, "--compare-versions", old, relation, new],
                           check=False).returncode == 0:

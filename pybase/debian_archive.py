@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import get_args
 
-from pybase import engine
+from pybase import engine, host
 from pybase.matrix import Release
 
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -113,20 +113,20 @@ class AptSources:
 
     def update(self) -> None:
         try:
-            engine.run(["apt-get", *self.options, "-q", "update"],
+            engine.run([host.program("apt-get"), *self.options, "-q", "update"],
                        what="apt-get update (private sources)", error=DebianArchiveError)
         except DebianArchiveError as exc:
             raise DebianArchiveError(without_hosts(str(exc))) from None
 
     def showsrc(self, package: str) -> str:
         # Exit 100 only says "no such source package"; an unreadable index failed in update().
-        return engine.run(["apt-cache", *self.options, "showsrc", package], check=False,
+        return engine.run([host.program("apt-cache"), *self.options, "showsrc", package], check=False,
                           what=f"apt-cache showsrc {package}", error=DebianArchiveError).stdout
 
     def download(self, package: str, debian_version: str, into: Path) -> str:
         """`apt-get source --download-only`; '' on success, else apt's last error line(s)."""
         what = f"apt-get source {package}={debian_version}"
-        got = engine.run(["apt-get", *self.options, "-q", "source", "--download-only",
+        got = engine.run([host.program("apt-get"), *self.options, "-q", "source", "--download-only",
                           f"{package}={debian_version}"], what=what, cwd=into, check=False,
                          error=DebianArchiveError)
         if got.returncode == 0:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pybase import debian_archive, engine, upstream
+from pybase import debian_archive, engine, host, upstream
 from pybase.debian_archive import DEBIAN_KEYRING, Mirrors, host_mirrors
 from pybase.upstream import RECIPE_LABEL, Outcome, UpstreamError
 
@@ -113,10 +113,14 @@ def build_debian(release: str, *, refresh: bool = False, reason: str = "",
         return Outcome(ref, True, time.monotonic() - started, f"archive unchanged: {state.label}")
     why = reason or ("new recipe" if not same_recipe else
                      f"archive moved: {labels.get(ARCHIVE_LABEL, 'unknown')} -> {state.label}")
-    engine.install_debian_packages(["mmdebstrap", "debuerreotype"])
+    mmdebstrap = host.program("mmdebstrap")
+    # mmdebstrap's hooks start these: say which package is missing before it runs.
+    host.program("debuerreotype-minimizing-config")
+    host.program("debuerreotype-slimify")
     with tempfile.TemporaryDirectory(prefix=f"debian-{release}-", dir=upstream.cache_dir()) as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
-        engine.run(debian_recipe(release, mirrors, str(rootfs)), what=f"mmdebstrap {release}",
+        engine.run([mmdebstrap, *debian_recipe(release, mirrors, str(rootfs))[1:]],
+                   what=f"mmdebstrap {release}",
                    env={**os.environ, "SOURCE_DATE_EPOCH": str(state.epoch)}, error=UpstreamError)
         load_image(rootfs, ref, created=state.epoch, labels={
             RECIPE_LABEL: recipe,
@@ -171,7 +175,7 @@ def write_image_archive(rootfs: Path, archive: Path, ref: str, *, created: int,
 
 def _architecture() -> str:
     """The engine's name for this machine's architecture (Debian's amd64/arm64 are the same)."""
-    return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+    return subprocess.run([host.program("dpkg"), "--print-architecture"], capture_output=True, text=True,
                           check=True).stdout.strip()
 
 

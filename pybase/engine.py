@@ -181,17 +181,19 @@ def require() -> tuple[int, int]:
 
 
 def ensure_running(wait_seconds: float = 60) -> tuple[int, int]:
-    """Use the engine that answers; otherwise install docker.io and start dockerd, then wait."""
+    """Use the engine that answers; otherwise start dockerd (`pybase host engine` installs it as
+    root), then wait."""
     version = server_version()
     if version is not None or chosen() == "podman":
         return require()  # podman needs no daemon: installed or not, there is nothing to start
     if "DOCKER_HOST" in os.environ:
         return require()  # a remote engine was asked for: starting a local one would be wrong
-    if shutil.which("dockerd") is None:
-        install_debian_packages(["docker.io"])
+    from pybase import host  # host runs its programs through this module
+
+    dockerd = host.program("dockerd")
     DOCKERD_LOG.parent.mkdir(parents=True, exist_ok=True)
     with DOCKERD_LOG.open("ab") as log:
-        process = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen([dockerd], stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     DOCKERD_PID.write_text(f"{process.pid}\n")
     deadline = time.monotonic() + wait_seconds
@@ -202,27 +204,6 @@ def ensure_running(wait_seconds: float = 60) -> tuple[int, int]:
             return require()
         time.sleep(0.5)
     raise EngineError(f"dockerd did not answer within {wait_seconds:.0f} s; see {DOCKERD_LOG}")
-
-
-def install_debian_packages(packages: Sequence[str]) -> None:
-    """apt-get install what is missing; needs root, and says so instead of failing obscurely."""
-    missing = [p for p in packages if not _dpkg_installed(p)]
-    if not missing:
-        return
-    if os.geteuid() != 0:
-        raise EngineError(f"need root to install {' '.join(missing)} (apt-get); run as root "
-                          "or install them first")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run(["apt-get", "update", "-q"], what="apt-get update", env=env, capture=False,
-        error=EngineError)
-    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-        what=f"apt-get install {' '.join(missing)}", env=env, capture=False, error=EngineError)
-
-
-def _dpkg_installed(package: str) -> bool:
-    result = run(["dpkg-query", "-W", "-f=${Status}", package], what="dpkg-query", check=False,
-                 error=EngineError)
-    return result.stdout.endswith(" installed")
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -28,9 +29,13 @@ class Built:
 
 def git_revision() -> str:
     """HEAD's commit, marked -dirty when the work tree differs (so a label never lies)."""
+    git_program = shutil.which("git")  # a checkout without git (an exported tree): unknown
+    if git_program is None:
+        return "unknown"
+
     def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", "-C", str(paths.REPO), *args], capture_output=True, text=True,
-                              check=False)
+        return subprocess.run([git_program, "-C", str(paths.REPO), *args], capture_output=True,
+                              text=True, check=False)
     head = git("rev-parse", "HEAD")
     if head.returncode != 0:
         return "unknown"

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybase import engine, paths
+from pybase import host, paths
 
 DEFAULT_PORT = 5000
 PORT_ENV = "PYTHON_BASE_LOCAL_REGISTRY_PORT"
@@ -99,8 +99,7 @@ def answers(address: str, timeout: float = 2) -> bool:
 def start(directory: Path, port: int, htpasswd: Path | None = None,
           wait_seconds: float = 30) -> LocalRegistry:
     """Start docker-registry serving `directory`/data on 127.0.0.1:port; wait until it answers."""
-    if not Path("/usr/bin/docker-registry").exists():
-        engine.install_debian_packages(["docker-registry"])
+    serve = host.program("docker-registry")
     address = f"127.0.0.1:{port}"
     if answers(address):
         raise LocalRegistryError(f"something already answers at {address}; choose another port "
@@ -110,7 +109,7 @@ def start(directory: Path, port: int, htpasswd: Path | None = None,
     config = directory / "config.yml"
     config.write_text(config_text(address, directory / "data", htpasswd), encoding="utf-8")
     with (directory / "registry.log").open("ab") as log:
-        process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
+        process = subprocess.Popen([serve, "serve", str(config)], stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
     (directory / "registry.pid").write_text(f"{process.pid}\n")

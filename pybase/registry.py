@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from pybase import engine
+from pybase import engine, host
 
 REGISTRY_ENV = "PYTHON_BASE_REGISTRY"
 USER_ENV, PASSWORD_ENV = "PYTHON_BASE_REGISTRY_USER", "PYTHON_BASE_REGISTRY_PASSWORD"
@@ -189,7 +189,7 @@ class Session:
 
     def _skopeo(self, *args: str, what: str) -> subprocess.CompletedProcess[bytes]:
         # The policy only says "accept any signature"; what we copy is pinned by digest.
-        command = ["skopeo", "--insecure-policy", *args]
+        command = [host.program("skopeo"), "--insecure-policy", *args]
         return self._run(command, what, env={})
 
     def _run(self, command: Sequence[str], what: str, env: Mapping[str, str]
@@ -202,9 +202,7 @@ class Session:
                 result = subprocess.run(list(command), capture_output=True, check=False,
                                         timeout=COMMAND_TIMEOUT, env={**os.environ, **env})
             except FileNotFoundError:
-                raise RegistryError(f"{command[0]} is not installed (Debian: apt-get install "
-                                    f"{'skopeo' if command[0] == 'skopeo' else 'docker.io'})"
-                                    ) from None
+                raise RegistryError(f"`{command[0]}` could not start: not found") from None
             except subprocess.TimeoutExpired:
                 stderr = f"no answer within {COMMAND_TIMEOUT:.0f} s (timeout)"
                 result = subprocess.CompletedProcess(command, 124, b"", stderr.encode())

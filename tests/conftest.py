@@ -14,12 +14,15 @@ between variants is two tests, e.g. "build tools present" for build+dev and "abs
 from __future__ import annotations
 
 import contextlib
+import email.utils
+import hashlib
 import json
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,6 +160,83 @@ def published_port(container: str, port: int) -> int:
     host, _, number = address.rpartition(":")
     assert host == "127.0.0.1", address
     return int(number)
+
+
+# --- a pending Debian fix, made here ---------------------------------------------------------
+# The audit's and check's "a fix is due" case must not depend on what the archive offers today
+# (a point release can fold every pending fix into the release itself). So the tests make it:
+# a local `file:` apt repository, baked into a derived image, serves a newer version of an
+# installed package in the release's -security suite, and apt inside the image really reads it.
+
+PENDING_FIX_PACKAGE = "tzdata"  # in every slim image, Architecture: all
+PENDING_FIX_REPO = "/srv/pybase-pending-fix"
+
+
+def write_apt_repository(root: Path, suite: str, arch: str, packages: dict[str, str]) -> None:
+    """A minimal apt repository under `root` whose `suite` offers `packages` (name: version,
+    Architecture: all) to a machine of architecture `arch`.
+
+    Index entries only: apt reads them for `apt-cache policy`; nothing is ever downloaded."""
+    index = root / "dists" / suite / "main" / f"binary-{arch}"
+    index.mkdir(parents=True)
+    text = "".join(
+        f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
+        "Maintainer: pybase tests <tests@invalid>\nInstalled-Size: 1\n"
+        f"Filename: pool/{name}_{version}_all.deb\nSize: 1\nSHA256: {'0' * 64}\n"
+        "Description: a newer version made by the tests\n\n"
+        for name, version in packages.items())
+    (index / "Packages").write_text(text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    (root / "dists" / suite / "Release").write_text(
+        f"Origin: pybase-test\nLabel: pybase-test\nSuite: {suite}\nCodename: {suite}\n"
+        f"Date: {email.utils.formatdate(usegmt=True)}\nArchitectures: {arch}\n"
+        f"Components: main\nSHA256:\n {digest} {len(text)} main/binary-{arch}/Packages\n")
+
+
+@dataclass(frozen=True)
+class PendingFix:
+    ref: str            # the derived image
+    base: Image         # the runtime image it derives from
+    package: str
+    installed: str      # the version in the image
+    candidate: str      # the newer one its -security suite offers
+    suite: str
+
+
+def default_runtime_image(config: pytest.Config) -> Image:
+    """The selected runtime image of the default release (else of the first selected entry)."""
+    targets = MATRIX.targets(only=config.getoption("only"))
+    if not targets:
+        pytest.fail("no matrix entry selected", pytrace=False)
+    target = min(targets, key=lambda t: not t.is_default_release)
+    image = Image(target, "runtime", tags.local_ref(MATRIX, target, "runtime"))
+    image.inspect()  # missing: fails, saying to build
+    return image
+
+
+@pytest.fixture(scope="session")
+def pending_fix(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[PendingFix]:
+    """The default runtime image with a newer PENDING_FIX_PACKAGE in its -security suite."""
+    base = default_runtime_image(request.config)
+    arch, installed = docker(
+        "run", "--rm", "--entrypoint", "sh", base.ref, "-c",
+        f"dpkg --print-architecture; dpkg-query -W -f='${{Version}}' {PENDING_FIX_PACKAGE}",
+    ).stdout.split()
+    fix = PendingFix(f"pybase-pending-fix:{uuid.uuid4().hex[:10]}", base, PENDING_FIX_PACKAGE,
+                     installed, f"{installed}+pybase1", f"{base.target.release}-security")
+    context = tmp_path_factory.mktemp("pending-fix")
+    write_apt_repository(context / "repo", fix.suite, arch, {fix.package: fix.candidate})
+    (context / "pending-fix.list").write_text(
+        f"deb [trusted=yes] file:{PENDING_FIX_REPO} {fix.suite} main\n")
+    (context / "Dockerfile").write_text(
+        f"FROM {base.ref}\nCOPY repo {PENDING_FIX_REPO}\n"
+        "COPY pending-fix.list /etc/apt/sources.list.d/pybase-pending-fix.list\n")
+    try:
+        docker("build", "-q", "-t", fix.ref, str(context), timeout=300)
+        yield fix
+    finally:
+        engine.docker("image", "rm", "-f", fix.ref, capture=True, check=False)
 
 
 # --- publish gate records --------------------------------------------------------------------

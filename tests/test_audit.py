@@ -1,17 +1,15 @@
 """The audit gate against the real engine and real images, with the invented advisories of
 tests/unit/data/osv (no real advisory data is needed).
 
-One derived image per module (from the selected runtime image of the default release) carries
-the known-bad state: pip 23.2 in the venv (PYBASE-TEST-0001, fixed in 23.3) and one Debian package
-downgraded to the release suite's version while the security/updates suite has a newer one.
+One derived image per module carries the known-bad state: conftest's `pending_fix` image (the
+selected runtime image of the default release, whose -security suite offers a newer tzdata
+through a local apt repository) plus pip 23.2 in the venv (PYBASE-TEST-0001, fixed in 23.3).
 It is built once, with the host CA bundle as a BuildKit secret for PyPI, and removed at the end
 together with every tag and image a test made from it.
 """
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
 import json
 import socket
 import tempfile
@@ -22,47 +20,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import docker
+from conftest import Image, PendingFix, default_runtime_image, docker, write_apt_repository
 
-from pybase import audit, cli, engine, matrix, sbom, tags
+from pybase import audit, cli, engine, sbom
 
 pytestmark = pytest.mark.image
 
 REPO = Path(__file__).resolve().parent.parent
-MATRIX = matrix.load()
 ADVISORY_DB = REPO / "tests" / "unit" / "data" / "osv"
 ADVISORY = "PYBASE-TEST-0001"  # pip before 23.3
 ALIAS = "PYBASE-TEST-ALIAS-0001"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 VULNERABLE_PIP = "23.2"
-# Leaf packages of every slim image whose older release-suite version can be installed.
-DOWNGRADE_CANDIDATES = "tzdata libsqlite3-0 zlib1g liblzma5 libssl3"
-
-
-@dataclass(frozen=True)
-class Base:
-    target: matrix.Target
-    ref: str
 
 
 @dataclass(frozen=True)
 class Derived:
     ref: str
-    base: Base
-    held_back: tuple[str, str, str] | None  # package, installed (old), the version it replaced
+    fix: PendingFix  # the Debian package with a newer version in -security
 
 
 @pytest.fixture(scope="module")
-def base(request: pytest.FixtureRequest) -> Base:
-    """The selected runtime image of the default release (else the first selected)."""
-    targets = MATRIX.targets(only=request.config.getoption("only"))
-    if not targets:
-        pytest.fail("no matrix entry selected", pytrace=False)
-    target = min(targets, key=lambda t: not t.is_default_release)
-    ref = tags.local_ref(MATRIX, target, "runtime")
-    if engine.image_id(ref) is None:
-        pytest.fail(f"image {ref} is missing: run `nox -s build` first", pytrace=False)
-    return Base(target, ref)
+def base(request: pytest.FixtureRequest) -> Image:
+    return default_runtime_image(request.config)
 
 
 @pytest.fixture(scope="module")
@@ -70,50 +50,28 @@ def choice() -> audit.SourceChoice:
     return audit.SourceChoice(advisory_db=ADVISORY_DB)
 
 
-# Downgrades the first candidate package to the release suite's older version while a newer one
-# is installed: a held-back package, which pending-fix checks must find (also tests/test_check.py).
-HOLD_BACK_STEP = """\
-RUN set -eu; \\
-    apt-get update -q > /dev/null; \\
-    . /etc/os-release; held=; \\
-    for p in {candidates}; do \\
-        inst=$(dpkg-query -W -f='${{Version}}' "$p" 2> /dev/null) || continue; \\
-        rel=$(apt-cache madison "$p" | awk -F'|' -v s=" $VERSION_CODENAME/" \\
-              'index($3, s) {{ gsub(/ /, "", $2); print $2; exit }}'); \\
-        if [ -n "$rel" ] && dpkg --compare-versions "$rel" lt "$inst"; then \\
-            apt-get install -y -q --allow-downgrades --no-install-recommends "$p=$rel" \\
-                > /dev/null; \\
-            held="$p $rel $inst"; break; \\
-        fi; \\
-    done; \\
-    rm -rf /var/lib/apt/lists/*; \\
-    echo "$held" > /pybase-held-back
-"""
-
 DERIVED_DOCKERFILE = """\
 FROM {base}
 USER root
 RUN --mount=type=secret,id=build-ca \\
     PIP_CERT=/run/secrets/build-ca /opt/venv/bin/python -m pip install -q --no-compile \\
         "pip=={pip}"
-""" + HOLD_BACK_STEP + """\
 USER 10001:10001
 """
 
 
 @pytest.fixture(scope="module")
-def derived(base: Base) -> Iterator[Derived]:
+def derived(pending_fix: PendingFix) -> Iterator[Derived]:
     ref = f"pybase-audit-test:{uuid.uuid4().hex[:10]}"
     made: list[str] = [ref]  # tags and ids to remove, whatever happens
     try:
         with tempfile.TemporaryDirectory(prefix="pybase-audit-test-") as context:
             Path(context, "Dockerfile").write_text(DERIVED_DOCKERFILE.format(
-                base=base.ref, pip=VULNERABLE_PIP, candidates=DOWNGRADE_CANDIDATES))
+                base=pending_fix.ref, pip=VULNERABLE_PIP))
             docker("build", "--progress=plain", "--secret", f"id=build-ca,src={HOST_CA}",
                    "-t", ref, context, timeout=600)
         made.append(engine.image_id(ref) or ref)
-        held = docker("run", "--rm", "--entrypoint", "cat", ref, "/pybase-held-back").stdout.split()
-        yield Derived(ref, base, (held[0], held[1], held[2]) if len(held) == 3 else None)
+        yield Derived(ref, pending_fix)
     finally:
         for leftover in (*made, f"{ref}-sbom"):
             engine.docker("image", "rm", "-f", leftover, capture=True, check=False)
@@ -196,25 +154,18 @@ def report_path(run: Run, derived: Derived) -> str:
     return line.split("report: ", 1)[1].strip()
 
 
-def test_held_back_debian_package_fails_os_audit(vulnerable: Run, derived: Derived) -> None:
-    assert derived.held_back is not None, (
-        f"no real case: none of {DOWNGRADE_CANDIDATES} has an older version in "
-        f"{derived.base.target.release} than in its -security/-updates suite "
-        "(test_synthetic_security_suite_is_seen_by_apt still covers the logic)")
-    package, old, replaced = derived.held_back
+def test_pending_debian_fix_fails_os_audit(vulnerable: Run, derived: Derived) -> None:
+    fix = derived.fix
     report = vulnerable.reports[0]
     assert report.debian is not None
-    codename = derived.base.target.release
-    found = [f for f in report.debian.findings if f.package == package]
-    assert len(found) == 1, report.debian.findings
-    assert found[0].installed == old and found[0].status == "open"
-    assert found[0].suite in (f"{codename}-security", f"{codename}-updates")
-    assert found[0].candidate == replaced  # the build's upgrade had installed the newest fix
-    assert any(package in line and found[0].suite in line and "OPEN" in line
+    assert [(f.package, f.installed, f.candidate, f.suite, f.status)
+            for f in report.debian.findings] == [
+        (fix.package, fix.installed, fix.candidate, fix.suite, "open")]
+    assert any(fix.package in line and fix.suite in line and "OPEN" in line
                for line in vulnerable.output.splitlines())
 
 
-def test_synthetic_security_suite_is_seen_by_apt(base: Base, tmp_path: Path) -> None:
+def test_synthetic_security_suite_is_seen_by_apt(base: Image, tmp_path: Path) -> None:
     """A local `file:` repository apt really reads: newer versions in -security and -updates
     are findings, one in -backports is only a notice."""
     codename = base.target.release
@@ -224,18 +175,7 @@ def test_synthetic_security_suite_is_seen_by_apt(base: Base, tmp_path: Path) -> 
     suites = {f"{codename}-security": "tzdata", f"{codename}-updates": "ca-certificates",
               f"{codename}-backports": "netbase"}
     for suite, package in suites.items():
-        index = repo / "dists" / suite / "main" / f"binary-{arch}"
-        index.mkdir(parents=True)
-        packages = (f"Package: {package}\nVersion: 99:0-synthetic\nArchitecture: all\n"
-                    "Maintainer: pybase tests <tests@invalid>\nInstalled-Size: 1\n"
-                    f"Filename: pool/{package}_0-synthetic_all.deb\nSize: 1\n"
-                    f"SHA256: {'0' * 64}\nDescription: synthetic newer version\n\n")
-        (index / "Packages").write_text(packages)
-        digest = hashlib.sha256(packages.encode()).hexdigest()
-        (repo / "dists" / suite / "Release").write_text(
-            f"Origin: pybase-test\nLabel: pybase-test\nSuite: {suite}\nCodename: {suite}\n"
-            f"Date: {email.utils.formatdate(usegmt=True)}\nArchitectures: {arch}\n"
-            f"Components: main\nSHA256:\n {digest} {len(packages)} main/binary-{arch}/Packages\n")
+        write_apt_repository(repo, suite, arch, {package: "99:0-synthetic"})
     sources = tmp_path / "pybase-synthetic.list"
     sources.write_text("".join(f"deb [trusted=yes] file:/srv/pybase-repo {suite} main\n"
                                for suite in suites))
@@ -256,7 +196,7 @@ def free_port() -> int:
     return port  # closed again: nothing listens there
 
 
-def test_unreachable_service_fails_the_audit(base: Base, tmp_path: Path,
+def test_unreachable_service_fails_the_audit(base: Image, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv(audit.ADVISORY_DB_ENV, raising=False)
@@ -292,10 +232,8 @@ def test_valid_exception_turns_findings_into_ignored(derived: Derived,
                                                      tmp_path: Path) -> None:
     ignore = tmp_path / "audit-ignore.yaml"
     entries: list[tuple[str, str, str | None]] = [
-        (ALIAS, "pip runs only at build time, never with hg URLs", "pybase-audit-test:*")]
-    if derived.held_back:
-        entries.append((f"debian:{derived.held_back[0]}", "held back on purpose by the test",
-                        None))
+        (ALIAS, "pip runs only at build time, never with hg URLs", "pybase-audit-test:*"),
+        (f"debian:{derived.fix.package}", "a fix the test made pending", None)]
     ignore.write_text("ignore:\n" + "".join(
         f"  - id: {i}\n    reason: {r}\n    expires: 2099-12-31\n"
         + (f"    scope: \"{s}\"\n" if s else "") for i, r, s in entries))
@@ -337,9 +275,7 @@ def test_sbom_is_merged_and_shipped_in_the_image(derived: Derived, vulnerable: R
     assert labels and all(properties[k] == v for k, v in labels.items())
     purls = {c.get("purl") for c in document["components"]}
     assert f"pkg:pypi/pip@{VULNERABLE_PIP}" in purls
-    if derived.held_back:
-        package = derived.held_back[0]
-        assert any(p and p.startswith(f"pkg:deb/debian/{package}@") for p in purls)
+    assert any(p and p.startswith(f"pkg:deb/debian/{derived.fix.package}@") for p in purls)
     os_packages, _, python_packages = sbom.counts(document)
     assert vulnerable.reports[0].debian is not None
     assert os_packages == vulnerable.reports[0].debian.packages

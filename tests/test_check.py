@@ -1,9 +1,10 @@
 """`pybase check`'s three answers against the real engine and real images.
 
-0: a freshly built image (its build upgraded every package). 1: a derived image in which one
-package is held back at the release suite's version while -security/-updates has a newer one
-(tests/test_audit.py's downgrade candidates). 2: apt cannot reach the archive, the image is
-missing, or its registry does not answer. A published image is checked by reference: pushed to a
+0: a freshly built image (its build upgraded every package). 1: conftest's `pending_fix` image,
+whose -security suite (a local apt repository) offers a newer tzdata; and, when the live archive
+offers such a case today, a package held back at the release suite's version while
+-security/-updates has a newer one. 2: apt cannot reach the archive, the image is missing, or its
+registry does not answer. A published image is checked by reference: pushed to a
 registry on 127.0.0.1 and pulled by `check` itself. Every image and tag made here is removed.
 """
 
@@ -12,45 +13,47 @@ from __future__ import annotations
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import docker
-from test_audit import DOWNGRADE_CANDIDATES, HOLD_BACK_STEP
+from conftest import PendingFix, default_runtime_image, docker
 
-from pybase import check, cli, engine, local_registry, matrix, tags
+from pybase import check, cli, engine, local_registry, matrix
 
 pytestmark = pytest.mark.image
 
 MATRIX = matrix.load()
 
-HELD_BACK_DOCKERFILE = "FROM {base}\nUSER root\n" + HOLD_BACK_STEP + "USER 10001:10001\n"
+# Leaf packages of every slim image whose release-suite version can be installed over a newer
+# one (trixie names its OpenSSL library libssl3t64).
+DOWNGRADE_CANDIDATES = "tzdata libsqlite3-0 zlib1g liblzma5 libssl3 libssl3t64"
+# Downgrades the first candidate to the release suite's version while -security/-updates has a
+# newer one, and records "package old new" (empty when the archive offers no such case today).
+HELD_BACK_DOCKERFILE = """\
+FROM {base}
+USER root
+RUN set -eu; \\
+    apt-get update -q > /dev/null; \\
+    . /etc/os-release; held=; \\
+    for p in {candidates}; do \\
+        inst=$(dpkg-query -W -f='${{Version}}' "$p" 2> /dev/null) || continue; \\
+        rel=$(apt-cache madison "$p" | awk -F'|' -v s=" $VERSION_CODENAME/" \\
+              'index($3, s) {{ gsub(/ /, "", $2); print $2; exit }}'); \\
+        if [ -n "$rel" ] && dpkg --compare-versions "$rel" lt "$inst"; then \\
+            apt-get install -y -q --allow-downgrades --no-install-recommends "$p=$rel" \\
+                > /dev/null; \\
+            held="$p $rel $inst"; break; \\
+        fi; \\
+    done; \\
+    rm -rf /var/lib/apt/lists/*; \\
+    echo "$held" > /pybase-held-back
+USER 10001:10001
+"""
 
 
 def _base_ref(config: pytest.Config) -> str:
-    targets = MATRIX.targets(only=config.getoption("only"))
-    target = min(targets, key=lambda t: not t.is_default_release)
-    ref = tags.local_ref(MATRIX, target, "runtime")
-    if engine.image_id(ref) is None:
-        pytest.fail(f"image {ref} is missing: run `nox -s build` first", pytrace=False)
-    return ref
-
-
-@pytest.fixture(scope="module")
-def held_back(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[str]]]:
-    """(image, [package, old version, newer version]) with one package held back."""
-    ref = f"pybase-check-test:{uuid.uuid4().hex[:10]}"
-    try:
-        with tempfile.TemporaryDirectory(prefix="pybase-check-test-") as context:
-            Path(context, "Dockerfile").write_text(HELD_BACK_DOCKERFILE.format(
-                base=_base_ref(request.config), candidates=DOWNGRADE_CANDIDATES))
-            docker("build", "--progress=plain", "-t", ref, context, timeout=600)
-        held = docker("run", "--rm", "--entrypoint", "cat", ref, "/pybase-held-back").stdout
-        yield ref, held.split()
-    finally:
-        engine.docker("image", "rm", "-f", ref, capture=True, check=False)
+    return default_runtime_image(config).ref
 
 
 def free_port() -> int:
@@ -70,12 +73,35 @@ def test_current_image_has_nothing_due(runtime_image: Any,
     assert "check: nothing due" in out
 
 
-def test_held_back_package_makes_a_rebuild_due(held_back: tuple[str, list[str]],
-                                               capsys: pytest.CaptureFixture[str]) -> None:
-    ref, held = held_back
-    assert len(held) == 3, f"no package of {DOWNGRADE_CANDIDATES} could be held back"
-    package, old, newer = held
-    status = cli.main(["check", "--image", ref, "--check", "debian"])
+def test_pending_fix_makes_a_rebuild_due(pending_fix: PendingFix,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    status = cli.main(["check", "--image", pending_fix.ref, "--check", "debian"])
+    out = capsys.readouterr().out
+    print(out)
+    assert status == check.DUE, out
+    assert f"  {pending_fix.package} {pending_fix.installed} -> {pending_fix.candidate} (" in out
+    assert "check: rebuild due (1):" in out
+
+
+def test_package_held_back_in_the_live_archive_makes_a_rebuild_due(
+        request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same against today's real archive, when it offers a case: a package of the release
+    suite that its -security/-updates suite has since replaced."""
+    ref = f"pybase-check-test:{uuid.uuid4().hex[:10]}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="pybase-check-test-") as context:
+            Path(context, "Dockerfile").write_text(HELD_BACK_DOCKERFILE.format(
+                base=_base_ref(request.config), candidates=DOWNGRADE_CANDIDATES))
+            docker("build", "--progress=plain", "-t", ref, context, timeout=600)
+        held = docker("run", "--rm", "--entrypoint", "cat", ref, "/pybase-held-back").stdout
+        if not held.split():
+            pytest.skip(f"the live archive offers no case today: none of {DOWNGRADE_CANDIDATES} "
+                        "has a release-suite version older than its -security/-updates one "
+                        "(test_pending_fix_makes_a_rebuild_due covers the logic)")
+        status = cli.main(["check", "--image", ref, "--check", "debian"])
+    finally:
+        engine.docker("image", "rm", "-f", ref, capture=True, check=False)
+    package, old, newer = held.split()
     out = capsys.readouterr().out
     print(out)
     assert status == check.DUE, out

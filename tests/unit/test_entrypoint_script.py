@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from image_files import FILES, load_file_secrets
+from image_files import FILES, load_file_secrets, without_root_file_access
+
+from pybase import host
 
 SCRIPT = FILES / "python-base-entrypoint"
 SECRET = "s3cr3t-do-not-print"
 PREFIX = "python-base-entrypoint: error: "
 # The image runs it with Debian's /bin/sh, which is dash; test with dash itself.
-SH = "/bin/dash" if Path("/bin/dash").exists() else "/bin/sh"
+SH = host.program("dash")
 
 
 file_secrets = load_file_secrets()
@@ -42,32 +42,24 @@ def child_env(proc: subprocess.CompletedProcess[bytes]) -> dict[bytes, bytes]:
     return env
 
 
-@pytest.fixture
-def sdir() -> Iterator[Path]:
-    # World-traversable, so the setpriv case (uid 65534) can reach it too.
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o755)
-        yield Path(tmp)
-
-
 def secret(d: Path, data: bytes, name: str = "secret") -> str:
     path = d / name
     path.write_bytes(data)
     return str(path)
 
 
-def test_value_from_file_one_newline_removed(sdir: Path) -> None:
-    env = child_env(run({"DB_PASSWORD_FILE": secret(sdir, b"pw\n\n")}))
+def test_value_from_file_one_newline_removed(tmp_path: Path) -> None:
+    env = child_env(run({"DB_PASSWORD_FILE": secret(tmp_path, b"pw\n\n")}))
     assert env[b"DB_PASSWORD"] == b"pw\n"
     assert b"DB_PASSWORD_FILE" not in env
 
 
-def test_multiple_files_and_untouched_rest(sdir: Path) -> None:
+def test_multiple_files_and_untouched_rest(tmp_path: Path) -> None:
     env = child_env(
         run(
             {
-                "A_FILE": secret(sdir, b"one", "a"),
-                "B_FILE": secret(sdir, b"two\n", "b"),
+                "A_FILE": secret(tmp_path, b"one", "a"),
+                "B_FILE": secret(tmp_path, b"two\n", "b"),
                 "KEEP": "k",
             }
         )
@@ -75,21 +67,21 @@ def test_multiple_files_and_untouched_rest(sdir: Path) -> None:
     assert env == {b"PATH": b"/usr/bin:/bin", b"A": b"one", b"B": b"two", b"KEEP": b"k"}
 
 
-def test_special_characters_byte_exact(sdir: Path) -> None:
+def test_special_characters_byte_exact(tmp_path: Path) -> None:
     raw = "sp ace 'q' \"dq\" $HOME ${X} \\n \\ `id` $(id) * é 日本\r\n\tx".encode() + b"\xff\xfe"
-    assert child_env(run({"X_FILE": secret(sdir, raw + b"\n")}))[b"X"] == raw
+    assert child_env(run({"X_FILE": secret(tmp_path, raw + b"\n")}))[b"X"] == raw
 
 
-def test_large_value(sdir: Path) -> None:
+def test_large_value(tmp_path: Path) -> None:
     raw = (b"0123456789abcdef" * 63 + b"\n") * 100  # ~100 KiB, many lines
-    assert child_env(run({"BIG_FILE": secret(sdir, raw + b"\n")}))[b"BIG"] == raw
+    assert child_env(run({"BIG_FILE": secret(tmp_path, raw + b"\n")}))[b"BIG"] == raw
 
 
-def test_large_unrelated_variable_is_left_alone(sdir: Path) -> None:
+def test_large_unrelated_variable_is_left_alone(tmp_path: Path) -> None:
     # A ~120 KiB line (the kernel caps one variable at 128 KiB) that even
     # contains _FILE=: parsed correctly, and within run()'s bounded wait.
     big = "x_FILE=" + "y" * 120_000
-    env = child_env(run({"HUGE": big, "A_FILE": secret(sdir, b"v")}))
+    env = child_env(run({"HUGE": big, "A_FILE": secret(tmp_path, b"v")}))
     assert env[b"HUGE"] == big.encode() and env[b"A"] == b"v"
 
 
@@ -106,8 +98,8 @@ def test_no_file_variables_passes_environment_through() -> None:
     }
 
 
-def test_default_ignore_and_override(sdir: Path) -> None:
-    path = secret(sdir, b"pem")
+def test_default_ignore_and_override(tmp_path: Path) -> None:
+    path = secret(tmp_path, b"pem")
     env = child_env(run({"SSL_CERT_FILE": path, "AWS_WEB_IDENTITY_TOKEN_FILE": path}))
     assert env[b"SSL_CERT_FILE"] == path.encode() and b"SSL_CERT" not in env
     env = child_env(run({"SSL_CERT_FILE": path, "PYTHON_BASE_SECRETS_IGNORE": "X_FILE  Y"}))
@@ -116,8 +108,8 @@ def test_default_ignore_and_override(sdir: Path) -> None:
     assert env[b"A_FILE"] == path.encode()
 
 
-def test_allow_empty(sdir: Path) -> None:
-    env = {"A_FILE": secret(sdir, b"\n"), "PYTHON_BASE_SECRETS_ALLOW_EMPTY": "Z A"}
+def test_allow_empty(tmp_path: Path) -> None:
+    env = {"A_FILE": secret(tmp_path, b"\n"), "PYTHON_BASE_SECRETS_ALLOW_EMPTY": "Z A"}
     assert child_env(run(env))[b"A"] == b""
 
 
@@ -138,14 +130,14 @@ def parity(env: dict[str, str]) -> None:
     assert run(env).stderr.decode() == f"{PREFIX}{info.value}\n"
 
 
-def test_both_set(sdir: Path) -> None:
-    env = {"A": SECRET, "A_FILE": secret(sdir, SECRET.encode())}
+def test_both_set(tmp_path: Path) -> None:
+    env = {"A": SECRET, "A_FILE": secret(tmp_path, SECRET.encode())}
     expect_error(env, "A_FILE", "A is also set; set only one of A and A_FILE")
     parity(env)
 
 
-def test_conflict_with_another_file_variable(sdir: Path) -> None:
-    path = secret(sdir, SECRET.encode())
+def test_conflict_with_another_file_variable(tmp_path: Path) -> None:
+    path = secret(tmp_path, SECRET.encode())
     env = {"A_FILE": path, "A_FILE_FILE": path}
     expect_error(env, "A_FILE_FILE", "A_FILE is also set; set only one of A_FILE and A_FILE_FILE")
     parity(env)
@@ -164,14 +156,14 @@ def test_conflict_with_another_file_variable(sdir: Path) -> None:
         ("nul", "contains a NUL byte, which an environment variable cannot hold"),
     ],
 )
-def test_bad_secret_files(sdir: Path, where: str, reason: str) -> None:
-    (sdir / "dir").mkdir()
-    (sdir / "dangling").symlink_to(sdir / "gone")
-    (sdir / "empty").write_bytes(b"")
-    (sdir / "newline").write_bytes(b"\n")
-    (sdir / "nul").write_bytes(SECRET.encode() + b"\0" + SECRET.encode())
-    path = where if where in ("", "/dev/null") else str(sdir / where)
-    env = {"A_FILE": path, "OK_FILE": secret(sdir, SECRET.encode(), "ok")}
+def test_bad_secret_files(tmp_path: Path, where: str, reason: str) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "newline").write_bytes(b"\n")
+    (tmp_path / "nul").write_bytes(SECRET.encode() + b"\0" + SECRET.encode())
+    path = where if where in ("", "/dev/null") else str(tmp_path / where)
+    env = {"A_FILE": path, "OK_FILE": secret(tmp_path, SECRET.encode(), "ok")}
     expect_error(env, "A_FILE", reason)
     parity(env)
 
@@ -188,8 +180,8 @@ BIG = {
 
 
 @pytest.mark.parametrize(("content", "fits"), BIG.values(), ids=BIG.keys())
-def test_file_too_large_for_the_environment(sdir: Path, content: bytes, fits: bool) -> None:
-    env = {"X_FILE": secret(sdir, content)}
+def test_file_too_large_for_the_environment(tmp_path: Path, content: bytes, fits: bool) -> None:
+    env = {"X_FILE": secret(tmp_path, content)}
     if fits:
         assert child_env(run(env))[b"X"] == content.removesuffix(b"\n")
         return
@@ -199,16 +191,10 @@ def test_file_too_large_for_the_environment(sdir: Path, content: bytes, fits: bo
     parity(env)
 
 
-def test_unreadable_file(sdir: Path) -> None:
-    path = secret(sdir, SECRET.encode())
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = secret(tmp_path, SECRET.encode())
     os.chmod(path, 0)
-    pre: list[str] = []
-    if os.geteuid() == 0:
-        # Root may read mode-000 files, so drop to nobody for this case.
-        if not Path("/usr/bin/setpriv").exists():
-            pytest.skip("running as root without setpriv: cannot test mode 000")
-        pre = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    expect_error({"A_FILE": path}, "A_FILE", "permission denied", pre=pre)
+    expect_error({"A_FILE": path}, "A_FILE", "permission denied", pre=without_root_file_access())
 
 
 def test_exit_code_propagates_and_cmd_replaces_shell() -> None:
@@ -234,8 +220,8 @@ def test_no_command_is_a_usage_error() -> None:
     assert proc.stderr.startswith(b"python-base-entrypoint: error: no command given")
 
 
-def test_build_info(sdir: Path) -> None:
-    info = secret(sdir, b'{"python": "3.13.1", "debian": "trixie"}\n', "build-info.json")
+def test_build_info(tmp_path: Path) -> None:
+    info = secret(tmp_path, b'{"python": "3.13.1", "debian": "trixie"}\n', "build-info.json")
     on = {"PYTHON_BASE_LOG_BUILD_INFO": "1", "PYTHON_BASE_BUILD_INFO": info}
     proc = run(on, "true")
     assert (proc.returncode, proc.stderr) == (
@@ -243,18 +229,13 @@ def test_build_info(sdir: Path) -> None:
         b'python-base: {"python": "3.13.1", "debian": "trixie"}\n',
     )
     assert run({"PYTHON_BASE_BUILD_INFO": info}, "true").stderr == b""
-    missing = run({**on, "PYTHON_BASE_BUILD_INFO": str(sdir / "nope")}, "true")
+    missing = run({**on, "PYTHON_BASE_BUILD_INFO": str(tmp_path / "nope")}, "true")
     assert missing.returncode == 0 and missing.stderr.count(b"\n") == 1
     assert missing.stderr.startswith(b"python-base: build info unavailable")
 
 
 def test_shellcheck_clean() -> None:
-    shellcheck = "/usr/bin/shellcheck"
-    if not Path(shellcheck).exists():
-        if os.environ.get("CI"):
-            pytest.fail("shellcheck missing in CI: .ci/setup installs it")
-        pytest.skip("shellcheck not installed (apt-get install shellcheck)")
     proc = subprocess.run(
-        [shellcheck, "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
+        [host.program("shellcheck"), "-s", "sh", str(SCRIPT)], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from image_files import FILES, load_file_secrets
+from image_files import FILES, load_file_secrets, without_root_file_access
 
 fs = load_file_secrets()
 SECRET = "s3cr3t-do-not-print"
@@ -166,31 +165,18 @@ def test_cli_refuses_a_file_too_large_for_exec(tmp_path: Path) -> None:
     assert "read the file in the app instead" in proc.stderr
 
 
-def test_unreadable() -> None:
-    # Root reads mode-000 files, so as root the check runs as nobody via setpriv.
-    drop: list[str] = []
-    if os.geteuid() == 0:
-        if not Path("/usr/bin/setpriv").exists():
-            pytest.skip("running as root and setpriv is missing: mode 000 cannot be tested")
-        drop = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    # A world-traversable directory: pytest's tmp_path is private to root.
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chmod(tmp, 0o755)
-        path = Path(tmp) / "secret"
-        path.write_text(SECRET)
-        path.chmod(0)
-        code = f"import file_secrets as f; f.load({{'A_FILE': {str(path)!r}}})"
-        # As nobody, an interpreter under root's home may be out of reach.
-        python = "/usr/bin/python3" if drop else sys.executable
-        if not Path(python).exists():
-            pytest.skip(f"{python} missing: no interpreter that nobody can run")
-        proc = subprocess.run(
-            [*drop, python, "-c", code],
-            env={"PYTHONPATH": str(FILES), "PYTHONDONTWRITEBYTECODE": "1"},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+def test_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text(SECRET)
+    path.chmod(0)
+    code = f"import file_secrets as f; f.load({{'A_FILE': {str(path)!r}}})"
+    proc = subprocess.run(
+        [*without_root_file_access(), sys.executable, "-c", code],
+        env={"PYTHONPATH": str(FILES), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "SecretFileError: A_FILE=" in proc.stderr
     assert proc.stderr.rstrip().endswith(": permission denied")

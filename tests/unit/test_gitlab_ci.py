@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pybase import matrix, pipeline
+from pybase import host, matrix, pipeline
 
 CONFIG: dict[str, Any] = yaml.safe_load(pipeline.GITLAB_CI.read_text())
 SOURCES = {
@@ -148,7 +148,7 @@ def _check_job_outcome(tmp_path: Path, status: int) -> tuple[int, str | None]:
     (tmp_path / ".gitlab-ci.yml").write_text(pipeline.GITLAB_CI.read_text())
     script = ["set -eo pipefail", "NOX=true", f"PYTHON_BASE_CACHE={tmp_path / 'cache'}",
               *CONFIG["check"]["script"]]  # GitLab's shell runs the lines in one bash, -e
-    done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=tmp_path, check=False,
+    done = subprocess.run([host.program("bash"), "-c", "\n".join(script)], cwd=tmp_path, check=False,
                           capture_output=True, text=True)
     child = tmp_path / "reports" / "check" / "child-pipeline.yml"
     return done.returncode, child.read_text() if child.exists() else None

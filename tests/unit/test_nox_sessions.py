@@ -1,9 +1,13 @@
-"""Every nox session installs what it runs, including the tools its pybase command runs deep down.
+"""Every nox session installs what it runs, including the tools its pybase command runs deep down:
+the Python tools of its extras and the host programs of its Debian packages.
 
 The sessions are executed against a stand-in for nox that records `install` and `run`. What a
-`pybase <command>` needs is read from the code: the functions reachable from `cli.cmd_<command>`
-and the tools they start through `sbom.tool("...")`. Which extra provides a tool comes from the
-project's metadata and the installed distributions' scripts.
+`pybase <command>` needs is read from the code: the functions reachable from `cli.cmd_<command>`,
+the tools they start through `sbom.tool("...")` and the host programs through
+`host.program("...")`. Which extra provides a tool comes from the project's metadata and the
+installed distributions' scripts; which Debian package provides a host program, and which
+session installs it, from pybase/host.py. The tests run everything, so `pytest` needs every host
+program named anywhere in pybase/ or tests/.
 """
 
 from __future__ import annotations
@@ -23,9 +27,18 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from pybase import host
+
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "python-base"
 TOOL_FUNCTION = "sbom.tool"  # how pybase starts a console script of an extra
+HOST_FUNCTION = "host.program"  # how pybase and the tests name a host program
+# Python that runs inside the images, where the programs are the image's, not the host's.
+IN_IMAGE = ("pybase/bench/startup_probe.py", "pybase/bench/pip_probe.py")
+# What starts a process from an argv: argv[0] given as a bare string would bypass host.program.
+PROCESS_STARTERS = {("subprocess", "run"), ("subprocess", "Popen"), ("subprocess", "call"),
+                    ("subprocess", "check_call"), ("subprocess", "check_output"),
+                    ("engine", "run"), ("os", "execvp"), ("os", "execv")}
 
 
 # --- what pybase's commands run ---------------------------------------------------------------
@@ -35,17 +48,24 @@ TOOL_FUNCTION = "sbom.tool"  # how pybase starts a console script of an extra
 class CallGraph:
     edges: dict[str, set[str]] = field(default_factory=dict)  # "module.name" -> referenced
     tools: dict[str, set[str]] = field(default_factory=dict)  # "module.name" -> tools it starts
+    programs: dict[str, set[str]] = field(default_factory=dict)  # ... -> host programs it needs
     unresolved: list[str] = field(default_factory=list)  # tool(...) calls without a literal
 
-    def reachable_tools(self, start: str) -> set[str]:
+    def reachable(self, start: str, what: dict[str, set[str]]) -> set[str]:
         seen, todo, found = {start}, [start], set()
         while todo:
             node = todo.pop()
-            found |= self.tools.get(node, set())
+            found |= what.get(node, set())
             for nxt in self.edges.get(node, set()) - seen:
                 seen.add(nxt)
                 todo.append(nxt)
         return found
+
+    def reachable_tools(self, start: str) -> set[str]:
+        return self.reachable(start, self.tools)
+
+    def reachable_programs(self, start: str) -> set[str]:
+        return self.reachable(start, self.programs)
 
 
 def _functions(tree: ast.Module) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
@@ -72,6 +92,12 @@ def _add_module(graph: CallGraph, path: Path) -> None:
     module = module.removesuffix(".__init__")
     tree = ast.parse(path.read_text(encoding="utf-8"))
     local = {f.name for f in _functions(tree)}
+    # A class reached may have any of its methods called (through the object, which the names
+    # alone do not show): the class leads to all of them.
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        local.add(cls.name)
+        methods = (n for n in cls.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))
+        graph.edges[f"{module}.{cls.name}"] = {f"{module}.{m.name}" for m in methods}
     modules: set[str] = set()  # `from pybase import sbom`
     names: dict[str, str] = {}  # `from pybase.sbom import tool`
     for node in ast.walk(tree):
@@ -94,18 +120,81 @@ def _add_module(graph: CallGraph, path: Path) -> None:
     for function in _functions(tree):
         key = f"{module}.{function.name}"
         edges = graph.edges.setdefault(key, set())
-        tools = graph.tools.setdefault(key, set())
+        found = {TOOL_FUNCTION: graph.tools.setdefault(key, set()),
+                 HOST_FUNCTION: graph.programs.setdefault(key, set())}
         for node in ast.walk(function):
             # References, not only calls: functions are also passed on as callbacks.
             target = resolve(node)
             if target and target != key:
                 edges.add(target)
-            if isinstance(node, ast.Call) and resolve(node.func) == TOOL_FUNCTION:
+            if isinstance(node, ast.Call) and (callee := resolve(node.func)) in found:
                 arg = node.args[0] if node.args else None
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                    tools.add(arg.value)
+                    found[str(callee)].add(arg.value)
                 else:
                     graph.unresolved.append(f"{path.name}:{node.lineno}")
+
+
+# --- host programs, named anywhere ------------------------------------------------------------
+
+
+def _sources() -> list[Path]:
+    """Every Python file of ours that runs on the host: pybase/, the tests, the noxfile."""
+    found = [*(REPO / "pybase").rglob("*.py"), *(REPO / "tests").rglob("*.py"),
+             REPO / "noxfile.py"]
+    skip = {REPO / p for p in IN_IMAGE} | set((REPO / "tests" / "downstream").rglob("*.py"))
+    return sorted(set(found) - skip)
+
+
+def _literal(node: ast.AST | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _dotted(node: ast.AST) -> tuple[str, str] | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.value.id, node.attr
+    return None
+
+
+@dataclass
+class HostNames:
+    named: dict[str, list[str]] = field(default_factory=dict)  # program -> where
+    bare: list[str] = field(default_factory=list)  # argv[0] spelt as a string
+
+
+def host_names() -> HostNames:
+    """host.program("x") and shutil.which("x") names, and process starts whose argv[0] is a
+    string literal (directly, or through a list literal assigned to a name in the same file)."""
+    result = HostNames()
+    for path in _sources():
+        where = path.relative_to(REPO)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        lists: dict[str, ast.expr] = {}  # name -> the list/tuple literal last assigned to it
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.List | ast.Tuple):
+                for name in (t.id for t in node.targets if isinstance(t, ast.Name)):
+                    lists[name] = node.value
+            if not isinstance(node, ast.Call):
+                continue
+            callee = _dotted(node.func)
+            # shutil.which(name, path=DIR) looks in one directory (a venv's), not the host's.
+            if callee == ("host", "program") or (callee == ("shutil", "which")
+                                                 and not node.keywords):
+                program = _literal(node.args[0] if node.args else None)
+                if program is not None:
+                    result.named.setdefault(program, []).append(f"{where}:{node.lineno}")
+            elif callee in PROCESS_STARTERS and node.args:
+                argv: ast.expr = node.args[0]
+                if isinstance(argv, ast.Call) and isinstance(argv.func, ast.Name) \
+                        and argv.func.id in {"list", "tuple"} and argv.args:
+                    argv = argv.args[0]  # list(command)
+                if isinstance(argv, ast.Name) and argv.id in lists:
+                    argv = lists[argv.id]
+                if isinstance(argv, ast.List | ast.Tuple) and argv.elts:
+                    first = _literal(argv.elts[0])
+                    if first is not None:
+                        result.bare.append(f"{where}:{node.lineno}: {first}")
+    return result
 
 
 # --- what each extra provides -----------------------------------------------------------------
@@ -137,7 +226,8 @@ def provided_by(extras: set[str]) -> set[str]:
 
 
 class RecordingSession:
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.posargs: list[str] = []
         self.extras: set[str] = set()
         self.project = False
@@ -176,6 +266,16 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[RecordingSe
     return found
 
 
+def programs_needed(argv: tuple[str, ...], graph: CallGraph) -> set[str]:
+    """Host programs a run needs: what its pybase command reaches, or, for pytest, every
+    program that pybase or the tests name."""
+    if argv[0] == "pybase":
+        return graph.reachable_programs(f"cli.cmd_{argv[1]}")
+    if argv[0] == "pytest":
+        return set().union(*graph.programs.values()) | set(host_names().named)
+    return set()
+
+
 def needed(argv: tuple[str, ...], graph: CallGraph) -> set[str]:
     """Executables a run needs from the session's venv."""
     if argv[0] == "pybase":
@@ -204,7 +304,7 @@ def test_every_session_installs_what_it_runs(monkeypatch: pytest.MonkeyPatch) ->
     found = sessions(monkeypatch)
     assert {"build", "test", "audit", "lint", "bench"} <= set(found)
     for name, func in found.items():
-        session = RecordingSession()
+        session = RecordingSession(name)
         func(session)
         assert session.project, f"session {name} does not install the project"
         have = provided_by(session.extras)
@@ -217,3 +317,50 @@ def test_every_session_installs_what_it_runs(monkeypatch: pytest.MonkeyPatch) ->
                     f"which its install ({extras}) does not provide"
                 )
     assert not problems, "\n".join(problems)
+
+
+def test_every_host_program_is_named_through_host_program() -> None:
+    found = host_names()
+    graph = call_graph()
+    assert not graph.unresolved, f"{HOST_FUNCTION}() without a literal name: {graph.unresolved}"
+    assert not found.bare, (
+        "start host programs through host.program('NAME') (pybase/host.py lists their "
+        "packages), not by a bare name:\n" + "\n".join(found.bare))
+    assert {"docker", "skopeo", "setpriv", "shellcheck"} <= set(found.named)
+    for path in IN_IMAGE:
+        assert (REPO / path).is_file(), f"IN_IMAGE names {path}, which is gone"
+
+
+def test_every_host_program_has_a_debian_package() -> None:
+    unknown = {name: where for name, where in host_names().named.items()
+               if not any(name in programs for programs in host.PACKAGES.values())}
+    assert not unknown, f"host programs missing from pybase/host.py PACKAGES: {unknown}"
+    assert set(host.PRESENT) <= set(host.PACKAGES)
+    for session, packages in host.SESSIONS.items():
+        assert set(packages) <= set(host.PACKAGES) - set(host.PRESENT), session
+
+
+def test_every_session_installs_the_host_packages_it_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    graph = call_graph()
+    found = sessions(monkeypatch)
+    assert set(found) == set(host.SESSIONS), "pybase/host.py SESSIONS must list every session"
+    problems = []
+    for name, func in found.items():
+        session = RecordingSession(name)
+        func(session)
+        installed = set(host.PRESENT)
+        for argv in session.runs:
+            if argv[:2] == ("pybase", "host"):
+                installed |= set(host.packages_for(argv[2:]))
+                continue
+            for program in sorted(programs_needed(argv, graph)):
+                if host.package_of(program) not in installed:
+                    problems.append(f"session {name}: `{' '.join(argv[:2])}` runs {program} "
+                                    f"(Debian {host.package_of(program)}), which it has not "
+                                    f"installed by then (`pybase host {name}`)")
+    assert not problems, "\n".join(problems)
+    # The graph sees through the layers: these are reached several calls deep.
+    assert graph.reachable_programs("cli.cmd_bootstrap") >= {"mmdebstrap", "dpkg"}
+    assert graph.reachable_programs("cli.cmd_publish") >= {"skopeo", "docker-registry"}
+    assert graph.reachable_programs("cli.cmd_engine") >= {"dockerd"}

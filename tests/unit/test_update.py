@@ -23,8 +23,6 @@ from pybase import cli, cpython_releases, debian_archive, matrix, pipeline
 REPO = Path(__file__).resolve().parents[2]
 VERSIONS = REPO / "versions.yaml"
 
-pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs Debian's apt")
-
 
 @dataclass(frozen=True)
 class Fixture:
