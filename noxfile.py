@@ -28,7 +28,7 @@ SHIPPED_PYTHON = ("images/python-base/files/file_secrets.py",
 
 def install(session: nox.Session, extras: str = "") -> None:
     """The project (with `extras`) into the session's venv, then, as root, the Debian packages
-    the session runs (pybase/host.py lists them; not root: an error naming what is missing)."""
+    the session runs (pybase/infra/host.py lists them; not root: an error naming what is missing)."""
     session.install("-e", f"{PACKAGE}[{extras}]" if extras else PACKAGE)
     session.run("pybase", "host", session.name)
 
@@ -74,13 +74,15 @@ def audit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy on the Python code, hadolint on every Dockerfile, versions.yaml's schema."""
+    """ruff and mypy on the Python code, the stages' import layers, hadolint on every
+    Dockerfile, versions.yaml's schema."""
     install(session, "lint,test")  # mypy reads the tests, so their imports must be there
     session.run("pybase", "targets", "--all", silent=True)
     session.run("pybase", "pipeline", "--check")
     # What ships in the images is linted like the rest (the healthcheck has no .py suffix).
     session.run("ruff", "check", "pybase", "tests", "noxfile.py", *SHIPPED_PYTHON)
     session.run("mypy")  # its file list, pyproject's [tool.mypy], names the same
+    session.run("lint-imports")  # the stages' layers, pyproject's [tool.importlinter]
     dockerfiles = sorted(str(p) for top in ("images", "tests/downstream")
                          for p in Path(top).rglob("*Dockerfile"))
     session.run("hadolint", "--config", ".hadolint.yaml", *dockerfiles)

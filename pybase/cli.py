@@ -11,28 +11,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
-from pybase import (
-    audit,
-    bench,
-    candidates,
-    check,
+from pybase import bench, gitlab, upstream
+from pybase.build import images, sbom
+from pybase.core import matrix, tags
+from pybase.infra import engine, host, local_registry, registry
+from pybase.publish import candidates, publisher
+from pybase.upstream import (
     cpython_build,
     cpython_releases,
     debian_archive,
     debian_base,
-    engine,
-    host,
-    images,
-    local_registry,
-    matrix,
     payload,
-    pipeline,
-    publish,
-    registry,
-    sbom,
-    tags,
-    upstream,
 )
+from pybase.verify import audit, check
 
 
 def _targets(args: argparse.Namespace) -> list[matrix.Target]:
@@ -153,21 +144,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
     refs = _image_refs(args)
     engine.require()
     with _session(args, m) as session:
-        publisher = publish.Publisher(m, session)
+        pub = publisher.Publisher(m, session)
         if args.rollback:
-            publisher.rollback(args.rollback)
+            pub.rollback(args.rollback)
             return 0
         sources: dict[str, str] = {}
         if args.from_candidates:
             sources = {r.image: r.source for r in candidates.load(refs)}
-        chosen = [publish.Candidate(tags.local_ref(m, t, v), t, v,
-                                    sources.get(tags.local_ref(m, t, v)))
+        chosen = [publisher.Candidate(tags.local_ref(m, t, v), t, v,
+                                      sources.get(tags.local_ref(m, t, v)))
                   for t in _targets(args) for v in (args.variant or m.variants)]
-        outcomes = publisher.publish(chosen)
+        outcomes = pub.publish(chosen)
     counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("published", "unchanged")}
     print(f"publish: {len(outcomes)} images to {session.repository.name}: "
           f"{counts['published']} published, {counts['unchanged']} unchanged; record "
-          f"{publish.RECORDS / 'manifest.json'}")
+          f"{publisher.RECORDS / 'manifest.json'}")
     return 0
 
 
@@ -209,9 +200,11 @@ def cmd_update(args: argparse.Namespace) -> int:
         for line in cpython_releases.describe(report):
             print(f"update: {line}")
     wanted = cpython_releases.changes(reports)
-    # The generated entry list names the versions; it sits beside versions.yaml.
-    diff = cpython_releases.apply(args.versions, wanted, dry_run=args.dry_run,
-                                  gitlab_ci=args.versions.with_name(pipeline.GITLAB_CI.name))
+    diff = cpython_releases.apply(args.versions, wanted, dry_run=args.dry_run)
+    if diff and not args.dry_run:
+        # The generated entry list names the versions; it sits beside versions.yaml.
+        gitlab.sync(matrix.load(args.versions), check=False,
+                    path=args.versions.with_name(gitlab.GITLAB_CI.name))
     if diff:
         print(diff, end="")
     verb = "would write" if args.dry_run else "wrote"
@@ -230,8 +223,8 @@ def cmd_local_registry(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    same = pipeline.sync(matrix.load(), check=args.check)
-    print(f"pipeline: {pipeline.GITLAB_CI.name} "
+    same = gitlab.sync(matrix.load(), check=args.check)
+    print(f"pipeline: {gitlab.GITLAB_CI.name} "
           + ("matches versions.yaml" if same else "ENTRY list rewritten from versions.yaml"))
     return 0
 
@@ -359,9 +352,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except (matrix.MatrixError, engine.EngineError, upstream.UpstreamError, audit.AuditError,
-            sbom.SbomError, registry.RegistryError, publish.PublishError,
+            sbom.SbomError, registry.RegistryError, publisher.PublishError,
             candidates.CandidateError, local_registry.LocalRegistryError,
-            pipeline.PipelineError, check.CheckError,
+            gitlab.PipelineError, check.CheckError,
             debian_archive.DebianArchiveError, host.HostError) as exc:
         print(f"pybase {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -28,7 +28,9 @@ from typing import Any
 import pytest
 import testinfra
 
-from pybase import engine, gates, matrix, tags
+from pybase.core import matrix, tags
+from pybase.infra import engine
+from pybase.verify import gates
 
 MATRIX = matrix.load()
 APP_UID = 10001
@@ -240,7 +242,7 @@ def pending_fix(request: pytest.FixtureRequest,
 
 
 # --- publish gate records --------------------------------------------------------------------
-# One record per selected image (pybase.gates): the image ID it had when the session started and
+# One record per selected image (pybase.verify.gates): the image ID it had when the session started and
 # the outcome of every test that used it. `nox -s publish` publishes only an image whose exact
 # ID has a passing record, so a failure anywhere (unit tests too), a narrowed run (-k) or an
 # image replaced during the session blocks it.

@@ -22,7 +22,10 @@ from typing import Any
 import pytest
 from conftest import Image, PendingFix, default_runtime_image, docker, write_apt_repository
 
-from pybase import audit, cli, engine, sbom
+from pybase import cli
+from pybase.build import sbom
+from pybase.infra import engine
+from pybase.verify import audit
 
 pytestmark = pytest.mark.image
 

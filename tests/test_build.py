@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from conftest import MATRIX, Image, docker
 
-from pybase import engine, images, sbom
+from pybase.build import images, sbom
+from pybase.infra import engine
 
 # What the final stage may add beyond its two files (build-info.json, the SBOM): directory
 # entries and tar headers.

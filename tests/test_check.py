@@ -19,7 +19,10 @@ from typing import Any
 import pytest
 from conftest import PendingFix, default_runtime_image, docker
 
-from pybase import check, cli, engine, local_registry, matrix
+from pybase import cli
+from pybase.core import matrix
+from pybase.infra import engine, local_registry
+from pybase.verify import check
 
 pytestmark = pytest.mark.image
 

@@ -36,7 +36,8 @@ from typing import IO, Any
 import pytest
 from conftest import APP_UID, MATRIX, Image, docker
 
-from pybase import engine, tags
+from pybase.core import tags
+from pybase.infra import engine
 
 pytestmark = pytest.mark.image
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import MATRIX, Image, docker
 
-from pybase import engine
+from pybase.infra import engine
 
 OCI = "org.opencontainers.image."
 REQUIRED = ("version", "revision", "created", "source", "title", "description", "licenses",

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from conftest import Image
 
-from pybase import audit
+from pybase.verify import audit
 
 BUILD_TOOLS = ("gcc", "g++", "make", "pkg-config")
 DEV_TOOLS = ("curl", "git", "nano", "run-tests")

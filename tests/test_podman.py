@@ -14,7 +14,7 @@ through `podman healthcheck run`); `podman build` writes OCI images, which drop 
 unless `--format docker`; a 0600 secret owned by the host user is readable by the app only
 with `--userns=keep-id:uid=10001,gid=10001`.
 
-`nox -s test` installs podman and its helpers as root (pybase/host.py); a missing one is an
+`nox -s test` installs podman and its helpers as root (pybase/infra/host.py); a missing one is an
 error naming its package, never a skip. Only a non-root run skips: it cannot make the test user.
 """
 
@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 from conftest import APP_UID, Image, docker, wait_for
 
-from pybase import engine, host, local_registry
+from pybase.infra import engine, host, local_registry
 
 pytestmark = pytest.mark.image
 

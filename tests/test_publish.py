@@ -22,7 +22,10 @@ import bcrypt
 import pytest
 from conftest import MATRIX, Image, docker
 
-from pybase import engine, gates, local_registry, publish, registry, tags
+from pybase.core import tags
+from pybase.infra import engine, local_registry, registry
+from pybase.publish import publisher
+from pybase.verify import gates
 
 pytestmark = pytest.mark.image
 
@@ -59,7 +62,7 @@ class World:
     def repository(self) -> registry.Repository:
         return registry.Repository(f"{self.server.address}/platform/python-base")
 
-    def image(self, name: str, dockerfile: str) -> publish.Candidate:
+    def image(self, name: str, dockerfile: str) -> publisher.Candidate:
         """Build a test image and give it passing gate records."""
         context = self.work / name
         context.mkdir()
@@ -68,13 +71,13 @@ class World:
         docker("build", "--quiet", "-t", ref, str(context))
         self.images.append(ref)
         self.passed(ref)
-        return publish.Candidate(ref, self.base.target, "runtime")
+        return publisher.Candidate(ref, self.base.target, "runtime")
 
-    def relabelled(self, name: str, source: publish.Candidate) -> publish.Candidate:
+    def relabelled(self, name: str, source: publisher.Candidate) -> publisher.Candidate:
         """The same content, another image ID: what a rebuild on a later commit gives."""
         return self.image(name, f"FROM {source.ref}\nLABEL org.opencontainers.image.revision={name}\n")
 
-    def probe(self, name: str, version: str) -> publish.Candidate:
+    def probe(self, name: str, version: str) -> publisher.Candidate:
         return self.image(name, PROBE.replace("{version}", version))
 
     def passed(self, ref: str) -> None:
@@ -86,13 +89,13 @@ class World:
         audit.parent.mkdir(exist_ok=True)
         audit.write_text(json.dumps({"status": "passed", "image_id": image_id}))
 
-    def publisher(self, session: registry.Session, **kwargs: object) -> publish.Publisher:
-        return publish.Publisher(MATRIX, session, records=self.work / "publish",
+    def new_publisher(self, session: registry.Session, **kwargs: object) -> publisher.Publisher:
+        return publisher.Publisher(MATRIX, session, records=self.work / "publish",
                                  **kwargs)  # type: ignore[arg-type]
 
-    def publish(self, *candidates: publish.Candidate, **kwargs: object) -> list[publish.Outcome]:
+    def publish(self, *candidates: publisher.Candidate, **kwargs: object) -> list[publisher.Outcome]:
         with registry.Session(self.repository, None, QUICK_RETRY) as session:
-            return self.publisher(session, **kwargs).publish(
+            return self.new_publisher(session, **kwargs).publish(
                 candidates, self.work / "test-records", self.work / "audit-records")
 
     def digest(self, tag: str) -> str | None:
@@ -120,16 +123,16 @@ def world(runtime_image: Image) -> Iterator[World]:
                 docker("image", "rm", "-f", ref, check=False)
 
 
-def rolling(candidate: publish.Candidate) -> list[str]:
+def rolling(candidate: publisher.Candidate) -> list[str]:
     built = engine.inspect(candidate.ref)
     assert built is not None
-    day = publish._build_date(built.labels, candidate.ref)
+    day = publisher._build_date(built.labels, candidate.ref)
     return tags.tags_for(MATRIX, candidate.target, candidate.variant, day)[1:]
 
 
 def test_first_publish_then_unchanged_rebuild_is_a_noop(world: World,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    first = world.relabelled("v1", publish.Candidate(world.base.ref, world.base.target, "runtime"))
+    first = world.relabelled("v1", publisher.Candidate(world.base.ref, world.base.target, "runtime"))
     [outcome] = world.publish(first)
     assert outcome.status == "published" and outcome.previous_digest is None
     assert world.digest(outcome.immutable_tag) == outcome.digest
@@ -207,7 +210,7 @@ def test_rollback_moves_the_rolling_tags_back(world: World) -> None:
     [one] = world.publish(v1)
     [two] = world.publish(v2)
     with registry.Session(world.repository, None, QUICK_RETRY) as session:
-        back = world.publisher(session).rollback(one.immutable_tag)
+        back = world.new_publisher(session).rollback(one.immutable_tag)
     assert back.status == "rolled back" and back.previous_digest == two.digest
     for tag in rolling(v1):
         assert world.digest(tag) == one.digest
@@ -220,7 +223,7 @@ def test_gates_refuse_untested_or_rebuilt_images(world: World) -> None:
     untested = world.probe("g2", "1.0")
     (world.work / "test-records" / f"{gates.record_name(untested.ref)}.json").write_text(
         json.dumps({"outcome": "passed", "image_id": "sha256:" + "0" * 64}))
-    with pytest.raises(publish.PublishError) as refused:
+    with pytest.raises(publisher.PublishError) as refused:
         world.publish(tested, untested)
     message = str(refused.value)
     assert f"{tested.ref}: no audit record" in message
@@ -274,7 +277,7 @@ def test_wrong_credentials_fail_clearly_and_push_nothing(
     with registry.Session(world.repository, wrong, QUICK_RETRY) as session:
         auth_dir = session.auth_file.parent
         with pytest.raises(registry.RegistryAuthError) as refused:
-            world.publisher(session).publish([candidate], world.work / "test-records",
+            world.new_publisher(session).publish([candidate], world.work / "test-records",
                                              world.work / "audit-records")
     assert not auth_dir.exists()  # the private auth file is gone with the session
     message = str(refused.value)
@@ -283,6 +286,6 @@ def test_wrong_credentials_fail_clearly_and_push_nothing(
     assert "wrong" not in repr(wrong)
     with registry.Session(world.repository, good, QUICK_RETRY) as session:
         assert session.tags() == []  # nothing was pushed
-        [outcome] = world.publisher(session).publish(
+        [outcome] = world.new_publisher(session).publish(
             [candidate], world.work / "test-records", world.work / "audit-records")
         assert session.manifest(outcome.immutable_tag) is not None

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import Image, docker
 
-from pybase import inventory, sbom
+from pybase.build import inventory, sbom
 
 pytestmark = pytest.mark.image
 

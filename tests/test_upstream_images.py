@@ -17,8 +17,10 @@ from collections.abc import Iterator
 import pytest
 from conftest import MATRIX, Image, docker
 
-from pybase import cpython_build, debian_base, engine
-from pybase.debian_archive import host_mirrors
+from pybase.core import label
+from pybase.infra import engine
+from pybase.upstream import cpython_build, debian_base
+from pybase.upstream.debian_archive import host_mirrors
 
 # Named by the issue that asked for re-assembly; the rest come from lib-dynload's own listing.
 NAMED_EXTENSIONS = ("ssl", "sqlite3", "ctypes", "lzma", "bz2", "readline", "uuid", "dbm.gnu",
@@ -72,9 +74,9 @@ def test_reassembly_carries_the_tree_and_no_compiler(reassembled: str,
                                                      runtime_image: Image) -> None:
     target = runtime_image.target
     labels = engine.image_labels(reassembled) or {}
-    assert labels[cpython_build.TREE_LABEL] == cpython_build.tree_key(target,
+    assert labels[label.CPYTHON_TREE] == cpython_build.tree_key(target,
                                                                      MATRIX.cpython.optimize)
-    assert labels[cpython_build.BASE_DIGEST_LABEL] == engine.image_id(target.debian_image)
+    assert labels[label.BASE_DIGEST] == engine.image_id(target.debian_image)
     found = run(reassembled, "sh", "-c", "for c in gcc cc make ld; do command -v $c; done; true")
     assert found == "", f"a toolchain is in the assembled image: {found}"
     assert run(reassembled, "python3", "-c", "import platform; print(platform.python_version())"
@@ -124,7 +126,7 @@ def test_two_bootstraps_of_one_archive_state_give_the_same_base() -> None:
         assert first.layers == second.layers
         assert len(first.layers) == 1
         assert first.id == second.id  # the config too: nothing in it depends on the clock
-        assert first.labels[debian_base.ARCHIVE_LABEL] == before.label
+        assert first.labels[label.ARCHIVE] == before.label
         created = docker("image", "inspect", "--format", "{{.Created}}", refs[0]).stdout.strip()
         assert created.removesuffix("Z") == debian_base.iso(before.epoch).removesuffix("Z")
     finally:

@@ -12,10 +12,13 @@ import json
 import time
 from collections.abc import Sequence
 
-from pybase import engine, gates, paths, payload, tags
 from pybase.bench import builds, junit, pipshare, refresh, report, sizes, speed, startup
 from pybase.bench.results import Machine, Results, TargetResult
-from pybase.matrix import Matrix, Target, Variant
+from pybase.core import paths, tags
+from pybase.core.matrix import Matrix, Target, Variant
+from pybase.infra import engine
+from pybase.upstream import payload
+from pybase.verify import gates
 
 JSON_REPORT = paths.REPORTS / "bench.json"
 MARKDOWN_REPORT = paths.REPORTS / "bench.md"

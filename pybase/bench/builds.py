@@ -18,8 +18,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybase import engine, images, sbom
-from pybase.matrix import Target
+from pybase.build import images, sbom
+from pybase.core.matrix import Target
+from pybase.infra import engine
 
 BENCH_REPOSITORY = "pybase-bench/python-base"
 RUNTIME_STAGE = "FROM ${UPSTREAM_IMAGE} AS runtime\n"

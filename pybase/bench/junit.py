@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
-from pybase import paths
+from pybase.core import paths
 
 REPORT = paths.REPORTS / "junit.xml"
 NOT_AN_IMAGE = "not image-specific"

@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybase import engine
 from pybase.bench import sizes
+from pybase.infra import engine
 
 PROBE = Path(__file__).with_name("pip_probe.py")
 BENCH_REPOSITORY = "pybase-bench/python-base"

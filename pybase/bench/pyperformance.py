@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pybase import engine, paths
+from pybase.core import paths
+from pybase.infra import engine
 
 PYPERFORMANCE = "pyperformance==1.14.0"
 PYPERF = "pyperf==2.11.0"  # Requires-Python >=3.11: runs on the images' 3.13

@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from pybase import cpython_build, debian_base, engine
-from pybase.matrix import Target
+from pybase.core.matrix import Target
+from pybase.infra import engine
+from pybase.upstream import cpython_build, debian_base
 
 
 @dataclass(frozen=True)

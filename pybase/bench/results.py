@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pybase import engine
 from pybase.bench.builds import BuildTimes
 from pybase.bench.junit import TestTimes
 from pybase.bench.pipshare import PipShare
@@ -17,6 +16,7 @@ from pybase.bench.refresh import Refresh
 from pybase.bench.sizes import ImageSize
 from pybase.bench.speed import Speed
 from pybase.bench.startup import Startup
+from pybase.infra import engine
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class TargetResult:
     startup: Startup
     builds: BuildTimes
     pip: PipShare
-    upgrade_payload: int  # bytes the runtime image's OS-upgrade layer adds (pybase.payload)
+    upgrade_payload: int  # bytes the runtime image's OS-upgrade layer adds (pybase.upstream.payload)
 
 
 @dataclass(frozen=True)

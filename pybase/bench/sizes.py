@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pybase import engine, paths, payload
+from pybase.core import paths
+from pybase.infra import engine
+from pybase.upstream import payload
 
 GZIP_LEVEL = 6  # Go's gzip.DefaultCompression, what the engine pushes with
 UPGRADE = "OS upgrade"

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybase import cpython_build, engine
 from pybase.bench import pyperformance
 from pybase.bench.stats import RatioSpread
-from pybase.matrix import Target
+from pybase.core.matrix import Target
+from pybase.infra import engine
+from pybase.upstream import cpython_build
 
 DEBIAN_RELEASE = "trixie"  # the distribution build compared against: trixie's python3.13
 DEBIAN_MINOR = "3.13"

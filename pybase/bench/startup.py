@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybase import engine
 from pybase.bench.stats import Summary
+from pybase.infra import engine
 
 PROBE = Path(__file__).with_name("startup_probe.py")
 BARE = "python -c pass"

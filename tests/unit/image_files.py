@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from pybase import host
+from pybase.infra import host
 
 FILES = Path(__file__).resolve().parents[2] / "images" / "python-base" / "files"
 

@@ -8,7 +8,7 @@ from textwrap import dedent
 
 import pytest
 
-from pybase.audit_ignore import AuditIgnoreError, IgnoreFile, load_ignores
+from pybase.verify.audit_ignore import AuditIgnoreError, IgnoreFile, load_ignores
 
 TODAY = date(2025, 1, 15)
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from pybase import audit, inventory, sbom
-from pybase.audit import debian as audit_debian
-from pybase.audit import report as audit_report
-from pybase.audit import source as audit_source
-from pybase.audit_ignore import IgnoreFile, load_ignores
+from pybase.build import inventory, sbom
+from pybase.verify import audit
+from pybase.verify.audit import debian as audit_debian
+from pybase.verify.audit import report as audit_report
+from pybase.verify.audit import source as audit_source
+from pybase.verify.audit_ignore import IgnoreFile, load_ignores
 
 TODAY = date(2026, 11, 21)
 

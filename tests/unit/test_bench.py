@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from pybase import engine, images
 from pybase.bench import builds, junit, report, stats
 from pybase.bench.builds import BuildTimes
 from pybase.bench.pipshare import PipShare
@@ -16,6 +15,8 @@ from pybase.bench.results import Machine, Results, TargetResult
 from pybase.bench.sizes import UPGRADE, ImageSize, Layer, classify, overhead, pair_history
 from pybase.bench.speed import WITH_FRAME_POINTERS, Contender, Speed, ratios
 from pybase.bench.startup import BARE, Startup
+from pybase.build import images
+from pybase.infra import engine
 
 # --- statistics -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pybase import engine
+from pybase.infra import engine
 
 
 def test_unreachable_engine_is_reported_with_the_way_out(tmp_path: Path,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from image_files import FILES, load_file_secrets, without_root_file_access
 
-from pybase import host
+from pybase.infra import host
 
 SCRIPT = FILES / "python-base-entrypoint"
 SECRET = "s3cr3t-do-not-print"

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from pybase import host, matrix, pipeline
+from pybase import gitlab
+from pybase.core import matrix
+from pybase.infra import host
 
-CONFIG: dict[str, Any] = yaml.safe_load(pipeline.GITLAB_CI.read_text())
+CONFIG: dict[str, Any] = yaml.safe_load(gitlab.GITLAB_CI.read_text())
 SOURCES = {
     "merge request": {"CI_PIPELINE_SOURCE": "merge_request_event", "CI_DEFAULT_BRANCH": "main"},
     "default branch": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main",
@@ -120,13 +122,13 @@ def test_artifacts_carry_every_report() -> None:
 
 def test_drift_is_caught_and_fixed(tmp_path: Path) -> None:
     copy = tmp_path / ".gitlab-ci.yml"
-    copy.write_text(pipeline.GITLAB_CI.read_text().replace('"3.13.15-trixie"', '"3.13.14-trixie"'))
+    copy.write_text(gitlab.GITLAB_CI.read_text().replace('"3.13.15-trixie"', '"3.13.14-trixie"'))
     m = matrix.load()
-    with pytest.raises(pipeline.PipelineError, match="differs from versions.yaml"):
-        pipeline.sync(m, check=True, path=copy)
-    assert pipeline.sync(m, check=False, path=copy) is False
-    assert pipeline.current(copy) == pipeline.entries(m)
-    assert copy.read_text() == pipeline.GITLAB_CI.read_text()
+    with pytest.raises(gitlab.PipelineError, match="differs from versions.yaml"):
+        gitlab.sync(m, check=True, path=copy)
+    assert gitlab.sync(m, check=False, path=copy) is False
+    assert gitlab.current(copy) == gitlab.entries(m)
+    assert copy.read_text() == gitlab.GITLAB_CI.read_text()
 
 
 def test_cache_bound_check_runs_where_the_cache_is() -> None:
@@ -135,7 +137,7 @@ def test_cache_bound_check_runs_where_the_cache_is() -> None:
     assert any("-ktest_warm_rebuild_reuses_every_layer" in line
                for line in CONFIG["build"]["script"])
     assert CONFIG["test"]["variables"]["PYTHON_BASE_CANDIDATES_PULLED"] == "1"
-    assert "PYTHON_BASE_CANDIDATES_PULLED" in (pipeline.GITLAB_CI.parent / "tests" / "test_build.py").read_text()
+    assert "PYTHON_BASE_CANDIDATES_PULLED" in (gitlab.GITLAB_CI.parent / "tests" / "test_build.py").read_text()
 
 
 def _check_job_outcome(tmp_path: Path, status: int) -> tuple[int, str | None]:
@@ -145,7 +147,7 @@ def _check_job_outcome(tmp_path: Path, status: int) -> tuple[int, str | None]:
     pybase.parent.mkdir(parents=True, exist_ok=True)
     pybase.write_text(f"#!/bin/sh\nexit {status}\n")
     pybase.chmod(0o755)
-    (tmp_path / ".gitlab-ci.yml").write_text(pipeline.GITLAB_CI.read_text())
+    (tmp_path / ".gitlab-ci.yml").write_text(gitlab.GITLAB_CI.read_text())
     script = ["set -eo pipefail", "NOX=true", f"PYTHON_BASE_CACHE={tmp_path / 'cache'}",
               *CONFIG["check"]["script"]]  # GitLab's shell runs the lines in one bash, -e
     done = subprocess.run([host.program("bash"), "-c", "\n".join(script)], cwd=tmp_path, check=False,

@@ -1,16 +1,17 @@
-"""pybase/host.py: the one list of host packages, and what happens when one is missing.
+"""pybase/infra/host.py: the one list of host packages, and what happens when one is missing.
 
 Which session needs which package is checked against the code in test_nox_sessions.py."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pybase import host
+from pybase.infra import host
 
 REPO = Path(__file__).resolve().parents[2]
 ABSENT = "pybase-test-absent"
@@ -19,7 +20,7 @@ ABSENT = "pybase-test-absent"
 def test_runs_on_a_bare_python_before_any_venv() -> None:
     # .ci/setup runs it with the system's python3 from the checkout: no site-packages (-S), no
     # user site or PYTHON* variables (-s -E); the checkout itself is on the path, as there.
-    done = subprocess.run([sys.executable, "-E", "-s", "-S", "-m", "pybase.host", "--list", "test"],
+    done = subprocess.run([sys.executable, "-E", "-s", "-S", "-m", "pybase.infra.host", "--list", "test"],
                           cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == host.packages_for(["test"])
@@ -28,7 +29,7 @@ def test_runs_on_a_bare_python_before_any_venv() -> None:
 
 
 def test_ci_setup_installs_every_sessions_packages_from_the_list() -> None:
-    assert "python3 -m pybase.host all" in (REPO / ".ci" / "setup").read_text()
+    assert "python3 -m pybase.infra.host all" in (REPO / ".ci" / "setup").read_text()
     assert host.packages_for(["all"]) == [p for p in host.PACKAGES
                                           if any(p in s for s in host.SESSIONS.values())]
 
@@ -39,8 +40,9 @@ def test_unknown_session_is_named() -> None:
 
 
 def test_a_program_not_in_the_list_is_a_bug_not_a_missing_package() -> None:
-    with pytest.raises(ValueError, match="'cosign' is not in pybase.host.PACKAGES"):
-        host.program("cosign")
+    unlisted = "cosign"  # not a literal: test_nox_sessions would take it for a real use
+    with pytest.raises(ValueError, match="'cosign' is not in pybase/infra/host.py PACKAGES"):
+        host.program(unlisted)
 
 
 def test_a_missing_program_names_its_package_and_the_command(
@@ -55,7 +57,7 @@ def test_a_missing_program_names_its_package_and_the_command(
 
 def test_not_root_gets_one_clear_error_naming_every_missing_package(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(host.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     missing = [ABSENT, f"{ABSENT}-too"]
     with pytest.raises(host.HostError) as caught:
         host.ensure(["dpkg", *missing], why="`nox -s test`")  # dpkg is there: not named
@@ -67,5 +69,5 @@ def test_not_root_gets_one_clear_error_naming_every_missing_package(
 
 
 def test_nothing_missing_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(host.os, "geteuid", lambda: 1000)  # would fail if it tried
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # would fail if it tried
     assert host.ensure(list(host.PRESENT), why="a test") == []

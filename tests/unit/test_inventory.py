@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pybase import engine, inventory, sbom
+from pybase.build import inventory, sbom
+from pybase.infra import engine
 
 STATUS = """\
 Package: libc6

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pybase import matrix
+from pybase.core import matrix
 
 VALID = matrix.DEFAULT_PATH.read_text(encoding="utf-8")
 

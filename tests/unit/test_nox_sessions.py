@@ -6,7 +6,7 @@ The sessions are executed against a stand-in for nox that records `install` and 
 the tools they start through `sbom.tool("...")` and the host programs through
 `host.program("...")`. Which extra provides a tool comes from the project's metadata and the
 installed distributions' scripts; which Debian package provides a host program, and which
-session installs it, from pybase/host.py. The tests run everything, so `pytest` needs every host
+session installs it, from pybase/infra/host.py. The tests run everything, so `pytest` needs every host
 program named anywhere in pybase/ or tests/.
 """
 
@@ -27,12 +27,12 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pybase import host
+from pybase.infra import host
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT = "python-base"
-TOOL_FUNCTION = "sbom.tool"  # how pybase starts a console script of an extra
-HOST_FUNCTION = "host.program"  # how pybase and the tests name a host program
+TOOL_FUNCTION = "build.sbom.tool"  # how pybase starts a console script of an extra
+HOST_FUNCTION = "infra.host.program"  # how pybase and the tests name a host program
 # Python that runs inside the images, where the programs are the image's, not the host's.
 IN_IMAGE = ("pybase/bench/startup_probe.py", "pybase/bench/pip_probe.py")
 # What starts a process from an argv: argv[0] given as a bare string would bypass host.program.
@@ -86,8 +86,14 @@ def call_graph() -> CallGraph:
     return graph
 
 
+def _is_module(dotted: str) -> bool:
+    """Is pybase.<dotted> a module or package (not a name inside one)?"""
+    where = REPO / "pybase" / Path(*dotted.split("."))
+    return where.with_suffix(".py").is_file() or (where / "__init__.py").is_file()
+
+
 def _add_module(graph: CallGraph, path: Path) -> None:
-    # pybase/audit/__init__.py is `audit`, pybase/audit/python.py `audit.python`.
+    # pybase/verify/audit/__init__.py is `verify.audit`, .../audit/python.py `verify.audit.python`.
     module = ".".join(path.relative_to(REPO / "pybase").with_suffix("").parts)
     module = module.removesuffix(".__init__")
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -98,21 +104,22 @@ def _add_module(graph: CallGraph, path: Path) -> None:
         local.add(cls.name)
         methods = (n for n in cls.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))
         graph.edges[f"{module}.{cls.name}"] = {f"{module}.{m.name}" for m in methods}
-    modules: set[str] = set()  # `from pybase import sbom`
-    names: dict[str, str] = {}  # `from pybase.sbom import tool`
+    modules: dict[str, str] = {}  # `from pybase.build import sbom`: sbom -> build.sbom
+    names: dict[str, str] = {}  # `from pybase.build.sbom import tool`: tool -> build.sbom.tool
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "pybase":
-            modules |= {a.asname or a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pybase."):
-            owner = (node.module or "").removeprefix("pybase.")
-            names |= {a.asname or a.name: f"{owner}.{a.name}" for a in node.names}
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "pybase":
+            owner = ".".join((node.module or "").split(".")[1:])
+            for alias in node.names:
+                dotted = f"{owner}.{alias.name}".lstrip(".")
+                into = modules if _is_module(dotted) else names
+                into[alias.asname or alias.name] = dotted
 
     def resolve(expr: ast.AST) -> str | None:
         if isinstance(expr, ast.Name):
             return f"{module}.{expr.id}" if expr.id in local else names.get(expr.id)
         if isinstance(expr, ast.Attribute):
             if isinstance(expr.value, ast.Name) and expr.value.id in modules:
-                return f"{expr.value.id}.{expr.attr}"
+                return f"{modules[expr.value.id]}.{expr.attr}"
             if expr.attr in local:
                 return f"{module}.{expr.attr}"
         return None
@@ -324,7 +331,7 @@ def test_every_host_program_is_named_through_host_program() -> None:
     graph = call_graph()
     assert not graph.unresolved, f"{HOST_FUNCTION}() without a literal name: {graph.unresolved}"
     assert not found.bare, (
-        "start host programs through host.program('NAME') (pybase/host.py lists their "
+        "start host programs through host.program('NAME') (pybase/infra/host.py lists their "
         "packages), not by a bare name:\n" + "\n".join(found.bare))
     assert {"docker", "skopeo", "setpriv", "shellcheck"} <= set(found.named)
     for path in IN_IMAGE:
@@ -334,7 +341,7 @@ def test_every_host_program_is_named_through_host_program() -> None:
 def test_every_host_program_has_a_debian_package() -> None:
     unknown = {name: where for name, where in host_names().named.items()
                if not any(name in programs for programs in host.PACKAGES.values())}
-    assert not unknown, f"host programs missing from pybase/host.py PACKAGES: {unknown}"
+    assert not unknown, f"host programs missing from pybase/infra/host.py PACKAGES: {unknown}"
     assert set(host.PRESENT) <= set(host.PACKAGES)
     for session, packages in host.SESSIONS.items():
         assert set(packages) <= set(host.PACKAGES) - set(host.PRESENT), session
@@ -344,7 +351,7 @@ def test_every_session_installs_the_host_packages_it_runs(
         monkeypatch: pytest.MonkeyPatch) -> None:
     graph = call_graph()
     found = sessions(monkeypatch)
-    assert set(found) == set(host.SESSIONS), "pybase/host.py SESSIONS must list every session"
+    assert set(found) == set(host.SESSIONS), "pybase/infra/host.py SESSIONS must list every session"
     problems = []
     for name, func in found.items():
         session = RecordingSession(name)

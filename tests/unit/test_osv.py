@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from pybase.audit import ADVISORY_DB_ENV
-from pybase.osv import OsvDatabase, OsvError, fix_versions, load_database
-from pybase.osv_server import serve
+from pybase.verify.audit import ADVISORY_DB_ENV
+from pybase.verify.osv import OsvDatabase, OsvError, fix_versions, load_database
+from pybase.verify.osv_server import serve
 
 DATA = Path(__file__).parent / "data" / "osv"
 

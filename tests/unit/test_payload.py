@@ -1,11 +1,13 @@
-"""When bootstrap makes a Debian base again because the OS-upgrade layer grew (pybase.payload);
+"""When bootstrap makes a Debian base again because the OS-upgrade layer grew (pybase.upstream.payload);
 the engine is replaced by a table of images."""
 
 from __future__ import annotations
 
 import pytest
 
-from pybase import cpython_build, engine, matrix, payload, tags
+from pybase.core import label, matrix, tags
+from pybase.infra import engine
+from pybase.upstream import payload
 
 MATRIX = matrix.load()
 TARGETS = MATRIX.targets()
@@ -44,7 +46,7 @@ def images_for(payloads: dict[str, int], built_on_current: bool = True
         images[target.upstream_image] = (f"sha256:up-{target.key}", {})
         ref = tags.local_ref(MATRIX, target, "runtime")
         base = f"sha256:up-{target.key}" if built_on_current else "sha256:older"
-        images[ref] = (f"sha256:img-{target.key}", {cpython_build.BASE_DIGEST_LABEL: base})
+        images[ref] = (f"sha256:img-{target.key}", {label.BASE_DIGEST: base})
         found_history[ref] = history(payloads.get(target.release, 0))
     return images, found_history
 

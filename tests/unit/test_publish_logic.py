@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from pybase import content, gates, registry
+from pybase.infra import registry
+from pybase.publish import content
+from pybase.verify import gates
 
 
 @pytest.mark.parametrize(("environ", "expected"), [

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from pybase import matrix, tags
+from pybase.core import matrix, tags
 
 DAY = date(2026, 11, 21)
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pybase import cli, cpython_releases, debian_archive, matrix, pipeline
+from pybase import cli, gitlab
+from pybase.core import matrix
+from pybase.upstream import cpython_releases, debian_archive
 
 REPO = Path(__file__).resolve().parents[2]
 VERSIONS = REPO / "versions.yaml"
@@ -78,7 +80,7 @@ def _copy_project(tmp_path: Path) -> tuple[Path, Path]:
     versions = tmp_path / "versions.yaml"
     gitlab_ci = tmp_path / ".gitlab-ci.yml"
     shutil.copy(VERSIONS, versions)
-    shutil.copy(pipeline.GITLAB_CI, gitlab_ci)
+    shutil.copy(gitlab.GITLAB_CI, gitlab_ci)
     return versions, gitlab_ci
 
 
@@ -122,7 +124,7 @@ def test_update_writes_only_the_verified_version_and_keeps_every_other_byte(
     assert after.replace('"3.13.17"', f'"{old.version}"').replace(
         index.good_sha256, old.sha256) == before  # byte for byte, comments and layout included
     assert matrix.load(versions).python[0].version == "3.13.17"
-    assert pipeline.current(gitlab_ci) == ["3.13.17-bookworm", "3.13.17-trixie"]
+    assert gitlab.current(gitlab_ci) == ["3.13.17-bookworm", "3.13.17-trixie"]
 
 
 def test_dry_run_prints_the_diff_and_writes_nothing(index: Fixture, tmp_path: Path,

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pybase import content, cpython_build, debian_archive, debian_base, matrix, upstream
-from pybase.matrix import PythonEntry
+from pybase import upstream
+from pybase.core import label, matrix
+from pybase.core.matrix import PythonEntry
+from pybase.upstream import cpython_build, cpython_source, debian_archive, debian_base
 
 DEB822 = """\
 Types: deb
@@ -74,14 +76,14 @@ def test_local_source_is_verified_and_used(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PYTHON_BASE_CACHE", str(tmp_path / "cache"))
     content = b"pretend tarball"
     (tmp_path / "Python-3.13.99.tar.xz").write_bytes(content)
-    got = upstream.source_tarball(entry("3.13.99", content), source_dir=tmp_path)
+    got = cpython_source.source_tarball(entry("3.13.99", content), source_dir=tmp_path)
     assert got == tmp_path / "Python-3.13.99.tar.xz"
 
 
 def test_debian_orig_name_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHON_BASE_CACHE", str(tmp_path / "cache"))
     (tmp_path / "python3.13_3.13.99.orig.tar.xz").write_bytes(b"orig")
-    got = upstream.source_tarball(entry("3.13.99", b"orig"), source_dir=tmp_path)
+    got = cpython_source.source_tarball(entry("3.13.99", b"orig"), source_dir=tmp_path)
     assert got.name == "python3.13_3.13.99.orig.tar.xz"
 
 
@@ -91,7 +93,7 @@ def test_wrong_hash_names_file_hashes_and_version(tmp_path: Path,
     (tmp_path / "Python-3.13.99.tar.xz").write_bytes(b"tampered")
     wanted = entry("3.13.99", b"the real thing")
     with pytest.raises(upstream.UpstreamError) as info:
-        upstream.source_tarball(wanted, source_dir=tmp_path)
+        cpython_source.source_tarball(wanted, source_dir=tmp_path)
     message = str(info.value)
     assert "Python-3.13.99.tar.xz" in message and wanted.sha256 in message
     assert hashlib.sha256(b"tampered").hexdigest() in message and "3.13.99" in message
@@ -103,7 +105,7 @@ def test_source_found_nowhere_says_where_it_looked(tmp_path: Path,
     monkeypatch.setenv("PYTHON_BASE_CACHE", str(tmp_path / "cache"))
     wanted = entry("3.13.99", b"never published")
     with pytest.raises(upstream.UpstreamError) as info:
-        upstream.source_tarball(wanted, source_dir=tmp_path)
+        cpython_source.source_tarball(wanted, source_dir=tmp_path)
     message = str(info.value)
     assert "no source for Python 3.13.99" in message and wanted.sha256 in message
     assert str(tmp_path) in message
@@ -196,8 +198,8 @@ def test_a_refreshed_base_alone_is_not_new_content() -> None:
     labels = {"org.python-base.archive": "trixie=2026-11-24T00:34:34Z",
               "org.opencontainers.image.base.digest": "sha256:aaa",
               "org.python-base.cpython-tree": "0123456789abcdef"}
-    assert content.VOLATILE_LABELS >= {"org.python-base.archive",
+    assert label.VOLATILE >= {"org.python-base.archive",
                                        "org.opencontainers.image.base.digest"}
-    assert "org.python-base.cpython-tree" not in content.VOLATILE_LABELS
-    kept = {k: v for k, v in labels.items() if k not in content.VOLATILE_LABELS}
+    assert "org.python-base.cpython-tree" not in label.VOLATILE
+    kept = {k: v for k, v in labels.items() if k not in label.VOLATILE}
     assert kept == {"org.python-base.cpython-tree": "0123456789abcdef"}

@@ -1,0 +1,96 @@
+"""Build the hardened images (images/python-base/Dockerfile) for the selected matrix entries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from pybase.build import sbom
+from pybase.core import label, paths, tags
+from pybase.core.matrix import Matrix, Target
+from pybase.infra import engine
+
+CONTEXT = paths.REPO / "images" / "python-base"
+OS_UPGRADE_STAMP_ENV = "PYTHON_BASE_OS_UPGRADE_STAMP"
+
+
+@dataclass(frozen=True)
+class Built:
+    target: Target
+    variant: str
+    ref: str
+    tags: list[str]
+    seconds: float
+
+
+def git_revision() -> str:
+    """HEAD's commit, marked -dirty when the work tree differs (so a label never lies)."""
+    git_program = shutil.which("git")  # a checkout without git (an exported tree): unknown
+    if git_program is None:
+        return "unknown"
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([git_program, "-C", str(paths.REPO), *args], capture_output=True,
+                              text=True, check=False)
+    head = git("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def build(matrix: Matrix, target: Target, variant: str, build_date: date | None = None,
+          *, quiet: bool = False) -> Built:
+    started = time.monotonic()
+    build_date = build_date or datetime.now(UTC).date()
+    upstream_digest = engine.image_id(target.upstream_image)
+    if upstream_digest is None:
+        raise engine.EngineError(
+            f"upstream image {target.upstream_image} is missing; run `nox -s bootstrap` first"
+        )
+    revision = git_revision()
+    stamp = build_date.strftime(matrix.tags.date_format)
+    ref = tags.local_ref(matrix, target, variant)
+    all_tags = tags.tags_for(matrix, target, variant, build_date)
+    labels = {
+        label.TITLE: f"{matrix.image.name} ({variant})",
+        label.DESCRIPTION: f"{matrix.image.title}: Python {target.python.version} on Debian "
+                           f"{target.release}, {variant} variant",
+        label.VERSION: all_tags[0],
+        label.REVISION: revision,
+        label.CREATED: f"{build_date.isoformat()}T00:00:00Z",  # RFC 3339; the day is what varies
+        label.SOURCE: matrix.image.source,
+        label.LICENSES: matrix.image.licenses,
+        label.VENDOR: matrix.image.vendor,
+        label.BASE_NAME: target.upstream_image,
+        label.BASE_DIGEST: upstream_digest,
+    }
+    args = [
+        "build", "--progress=plain", str(CONTEXT),
+        "--build-arg", f"UPSTREAM_IMAGE={target.upstream_image}",
+        "--build-arg", f"UPSTREAM_DIGEST={upstream_digest}",
+        "--build-arg", f"VARIANT={variant}",
+        # Once per build day; a scheduled run passes its own stamp to take fixes of today.
+        "--build-arg", f"OS_UPGRADE_STAMP={os.environ.get(OS_UPGRADE_STAMP_ENV) or stamp}",
+        "--build-arg", f"BUILD_DATE={build_date.isoformat()}",
+        "--build-arg", f"GIT_REVISION={revision}",
+        "-t", ref,
+    ]
+    for key, value in labels.items():
+        args += ["--label", f"{key}={value}"]
+    for tag in all_tags:
+        args += ["-t", f"{matrix.image.name}:{tag}"]
+    site_ca = os.environ.get("PYTHON_BASE_BUILD_CA")
+    if site_ca:
+        if not Path(site_ca).is_file():
+            raise engine.EngineError(f"PYTHON_BASE_BUILD_CA={site_ca}: no such file")
+        args += ["--secret", f"id=build-ca,src={site_ca}"]
+    engine.docker(*args, capture=quiet)
+    # The SBOM describes exactly this image and ships inside it (one more layer, same tags).
+    sbom.embed(ref, all_tags)
+    return Built(target, variant, ref, all_tags, time.monotonic() - started)

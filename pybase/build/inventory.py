@@ -1,0 +1,308 @@
+"""What an image contains: the ONE place that looks inside an image.
+
+`inventory(ref)` inspects the image once and runs it once (as root, no network, the interpreter
+/usr/local/bin/python3 as the entrypoint) and returns:
+
+* every Python distribution of the system interpreter (/usr/local) and of the app venv
+  (/opt/venv), and any other `*.dist-info`/`*.egg-info` under /usr/local, /opt, /app, /home,
+  /srv and /root;
+* the Debian packages from the dpkg status database (and the database itself, for debsbom),
+  the os-release data, /etc/debian_version and the dpkg architecture;
+* CPython: the version and source sha256 that images/python/Dockerfile records in the image's
+  environment (PYTHON_VERSION, PYTHON_SHA256), the version confirmed by the interpreter itself;
+* our own files (entrypoint, healthcheck, file_secrets) with their SHA-256;
+* the image's config (engine.ImageInspect) and id.
+
+The SBOM (pybase/build/sbom.py), the audit (pybase/audit) and the publish fingerprint (pybase/publish/content.py)
+work from it, so they all describe the same look at the same image id.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from pybase.infra import engine
+
+__all__ = [
+    "CPython", "DebianPackage", "Distribution", "Environment", "Inventory", "InventoryError",
+    "OwnFile", "cpython_source_url", "debian_packages", "inventory", "parse",
+]
+
+# (label, interpreter): the Python environments every image has. Order matters: a distribution
+# that two interpreters can see (a venv with system site-packages) belongs to the first.
+ENVIRONMENTS = (("/usr/local", "/usr/local/bin/python3"), ("/opt/venv", "/opt/venv/bin/python"))
+# Where else installed distributions may hide. Debian's own Python modules (/usr/lib/python3*)
+# belong to dpkg packages and are covered by the OS part.
+SCAN_ROOTS = ("/usr/local", "/opt", "/app", "/home", "/srv", "/root")
+# Our own files in every image (images/python-base/files), by content.
+OWN_FILES = ("/usr/local/bin/python-base-entrypoint", "/usr/local/bin/python-base-healthcheck",
+             "/usr/local/lib/python-base/file_secrets.py")
+
+# Runs inside the image as root with the system interpreter (`python3 -I -B -c`); prints JSON.
+_INVENTORY_SCRIPT = r"""
+import hashlib, importlib.metadata as md, json, os, platform, subprocess, sys
+ENVIRONMENTS = __ENVIRONMENTS__
+SCAN_ROOTS = __SCAN_ROOTS__
+OWN_FILES = __OWN_FILES__
+LIST = '''
+import importlib.metadata as md, json, sys
+dists = []
+for d in md.distributions():
+    p = getattr(d, "_path", None)
+    m = d.metadata
+    dists.append({"name": m["Name"], "version": m["Version"], "path": str(p) if p else None,
+                  "license": m.get("License-Expression") or m.get("License")})
+print(json.dumps({"prefix": sys.prefix, "dists": dists}))
+'''
+out = {"environments": [], "other": [], "errors": []}
+seen = set()
+for label, python in ENVIRONMENTS:
+    try:
+        r = subprocess.run([python, "-I", "-B", "-c", LIST], capture_output=True, text=True,
+                           timeout=120)
+    except OSError as exc:
+        out["errors"].append("{}: cannot run: {}".format(python, exc))
+        continue
+    if r.returncode != 0:
+        out["errors"].append("{}: exited {}: {}".format(python, r.returncode, r.stderr.strip()[-400:]))
+        continue
+    env = json.loads(r.stdout)
+    own = []
+    for d in env["dists"]:
+        real = os.path.realpath(d["path"]) if d["path"] else None
+        if real in seen:
+            continue
+        seen.add(real)
+        own.append(d)
+    out["environments"].append({"label": label, "python": python, "prefix": env["prefix"],
+                                "dists": own})
+for root in SCAN_ROOTS:
+    for dirpath, dirnames, filenames in os.walk(root):
+        found = [n for n in dirnames + filenames if n.endswith((".dist-info", ".egg-info"))]
+        dirnames[:] = [n for n in dirnames if not n.endswith((".dist-info", ".egg-info"))]
+        for name in found:
+            path = os.path.join(dirpath, name)
+            if os.path.realpath(path) in seen:
+                continue
+            seen.add(os.path.realpath(path))
+            try:
+                m = md.Distribution.at(path).metadata
+                item = {"name": m["Name"], "version": m["Version"], "path": path,
+                        "license": m.get("License-Expression") or m.get("License"),
+                        "environment": dirpath}
+            except Exception as exc:
+                out["errors"].append("{}: unreadable metadata: {}".format(path, exc))
+                continue
+            out["other"].append(item)
+def read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+osr = {}
+for line in (read("/etc/os-release") or read("/usr/lib/os-release") or "").splitlines():
+    key, sep, value = line.partition("=")
+    if sep:
+        osr[key.strip()] = value.strip().strip('"')
+out["os_release"] = osr
+out["debian_version"] = (read("/etc/debian_version") or "").strip()
+try:
+    out["architecture"] = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
+                                         text=True).stdout.strip()
+except OSError:
+    out["architecture"] = ""
+out["dpkg_status"] = read("/var/lib/dpkg/status")
+out["python_version"] = platform.python_version()
+out["own_files"] = {}
+for path in OWN_FILES:
+    try:
+        with open(path, "rb") as f:
+            out["own_files"][path] = hashlib.sha256(f.read()).hexdigest()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        out["errors"].append("{}: unreadable: {}".format(path, exc))
+json.dump(out, sys.stdout)
+""".replace("__ENVIRONMENTS__", repr(ENVIRONMENTS)).replace("__SCAN_ROOTS__", repr(SCAN_ROOTS)) \
+    .replace("__OWN_FILES__", repr(OWN_FILES))
+
+
+class InventoryError(engine.EngineError):
+    """The image could not be looked into (missing, not runnable, or its answer is unusable)."""
+
+
+@dataclass(frozen=True)
+class DebianPackage:
+    name: str
+    version: str
+    architecture: str
+    source: str  # the source package's name (the binary package's own when dpkg names none)
+
+
+@dataclass(frozen=True)
+class CPython:
+    version: str
+    sha256: str | None       # of the source tarball the image was built from
+    source_url: str | None   # python.org's tarball of that version
+
+
+@dataclass(frozen=True)
+class OwnFile:
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One installed Python distribution: `environment` is the env label or its directory."""
+
+    name: str
+    version: str
+    path: str
+    environment: str
+    license: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return canonicalize_name(self.name), self.version
+
+
+@dataclass(frozen=True)
+class Environment:
+    label: str
+    python: str
+    prefix: str
+    distributions: list[Distribution]
+
+
+@dataclass
+class Inventory:
+    ref: str
+    image_id: str
+    config: engine.ImageInspect
+    environments: list[Environment] = field(default_factory=list)
+    other: list[Distribution] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    os_release: dict[str, str] = field(default_factory=dict)
+    debian_version: str = ""
+    architecture: str = ""
+    dpkg_status: str | None = None
+    debian_packages: list[DebianPackage] = field(default_factory=list)  # by name, architecture
+    cpython: CPython | None = None
+    own_files: list[OwnFile] = field(default_factory=list)  # by path
+
+    @property
+    def distributions(self) -> list[Distribution]:
+        """Every distribution found, the interpreters' first."""
+        return [d for env in self.environments for d in env.distributions] + self.other
+
+
+def parse(ref: str, data: dict[str, Any], config: engine.ImageInspect | None = None
+          ) -> Inventory:
+    """The in-image listing (`data`, the script's JSON) and the image config, checked.
+
+    Without `config` (only a listing at hand) the image id and config are empty.
+    """
+    config = config or engine.ImageInspect.from_json({})
+    inv = Inventory(ref=ref, image_id=config.id, config=config,
+                    errors=list(data.get("errors", [])))
+
+    def dist(item: dict[str, Any], environment: str) -> Distribution | None:
+        name, version, path = item.get("name"), item.get("version"), item.get("path")
+        if not (isinstance(name, str) and name and isinstance(version, str) and version):
+            inv.errors.append(f"{path or environment}: a distribution without name or version "
+                              "cannot be audited")
+            return None
+        licence = item.get("license")
+        short = licence if isinstance(licence, str) and licence and "\n" not in licence else None
+        return Distribution(name, version, str(path or environment), environment,
+                            short if short and len(short) <= 200 else None)
+
+    for env in data.get("environments", []):
+        dists = [d for item in env.get("dists", []) if (d := dist(item, env["label"]))]
+        inv.environments.append(Environment(env["label"], env["python"], env["prefix"], dists))
+        if not dists:
+            inv.errors.append(f"{env['python']}: no installed distribution found in {env['label']}; "
+                              "an empty environment is not expected here (is it broken?)")
+    inv.other = [d for item in data.get("other", []) if (d := dist(item, item["environment"]))]
+    inv.os_release = {str(k): str(v) for k, v in data.get("os_release", {}).items()}
+    inv.debian_version = str(data.get("debian_version") or "")
+    inv.architecture = str(data.get("architecture") or "")
+    inv.dpkg_status = data.get("dpkg_status")
+    inv.debian_packages = debian_packages(inv.dpkg_status or "")
+    inv.cpython = _cpython(inv, config, data.get("python_version"))
+    inv.own_files = [OwnFile(str(path), str(digest))
+                     for path, digest in sorted((data.get("own_files") or {}).items())]
+    return inv
+
+
+# dpkg states (the Status field's third word) of a package whose files are not on disk.
+_ABSENT = {"not-installed", "config-files"}
+
+
+def debian_packages(status: str) -> list[DebianPackage]:
+    """The packages of a dpkg status database whose files are on disk.
+
+    Every state but not-installed and config-files counts, as in the audit's apt check.
+    """
+    packages = []
+    for stanza in status.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line and not line[0].isspace() and ":" in line:
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        state = fields.get("Status", "").split()
+        if "Package" not in fields or len(state) != 3 or state[2] in _ABSENT:
+            continue
+        source = fields.get("Source", "").split(" ", 1)[0] or fields["Package"]
+        packages.append(DebianPackage(fields["Package"], fields.get("Version", ""),
+                                      fields.get("Architecture", ""), source))
+    return sorted(packages, key=lambda p: (p.name, p.architecture))
+
+
+def cpython_source_url(version: str) -> str:
+    return f"https://www.python.org/ftp/python/{version}/Python-{version}.tar.xz"
+
+
+def _cpython(inv: Inventory, config: engine.ImageInspect, running: Any) -> CPython | None:
+    """The interpreter says which version runs; the image env says what it was built from."""
+    if not isinstance(running, str) or not running:
+        return None
+    env = config.environment
+    declared, sha256 = env.get("PYTHON_VERSION"), env.get("PYTHON_SHA256") or None
+    if declared is None:
+        return CPython(running, None, None)  # not built by images/python/Dockerfile
+    if declared != running:
+        inv.errors.append(f"the image says PYTHON_VERSION={declared}, but "
+                          f"/usr/local/bin/python3 is {running}")
+        return None
+    return CPython(running, sha256, cpython_source_url(running))
+
+
+def inventory(ref: str, timeout: float = 180) -> Inventory:
+    """Look inside `ref` (as root, without network) and list what it contains."""
+    config = engine.inspect(ref)
+    if config is None:
+        raise InventoryError(f"image {ref} is missing")
+    # By id: the tag may move to another image between the inspect and the run.
+    try:
+        result = engine.docker(
+            "run", "--rm", "--network", "none", "--user", "0",
+            "--entrypoint", "/usr/local/bin/python3", config.id, "-I", "-B", "-c",
+            _INVENTORY_SCRIPT, capture=True, timeout=timeout,
+            what=f"docker run {ref} (inventory)",
+        )
+    except engine.EngineError as exc:
+        raise InventoryError(str(exc)) from None
+    try:
+        data = json.loads(result.stdout)
+    except ValueError:
+        raise InventoryError(f"{ref}: the inventory is not JSON: {result.stdout[:200]!r}"
+                             ) from None
+    return parse(ref, data, config)

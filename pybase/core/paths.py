@@ -1,0 +1,23 @@
+"""Where the project's files are: every module takes its paths from here, never from the
+working directory, so commands work from any directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+REPORTS = REPO / "reports"
+CACHE_ENV = "PYTHON_BASE_CACHE"
+
+
+def cache() -> Path:
+    """Heavy results kept between runs (sources, tools, the local registry's data)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "python-base")
+
+
+def cache_dir() -> Path:
+    """cache(), made if missing."""
+    path = cache()
+    path.mkdir(parents=True, exist_ok=True)
+    return path

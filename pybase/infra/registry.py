@@ -1,0 +1,316 @@
+"""The registry side of publishing: where images go, with which credentials, and the few
+operations publishing needs.
+
+Transfers use the tools made for them: `docker push` uploads an image from the engine, and
+skopeo reads manifests, lists tags and copies a manifest from one tag to another by digest
+(`--preserve-digests`, so a tag never points at a re-encoded copy). Both speak Basic and token
+auth, so the same code works against Debian's docker-registry and GitLab's.
+
+Credentials never reach a command line or the terminal: they are written to a private auth file
+(mode 0600 in a 0700 directory) that docker (`DOCKER_CONFIG`) and skopeo (`--authfile`) read,
+and that is deleted when the `Session` closes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from pybase.infra import engine, host
+
+REGISTRY_ENV = "PYTHON_BASE_REGISTRY"
+USER_ENV, PASSWORD_ENV = "PYTHON_BASE_REGISTRY_USER", "PYTHON_BASE_REGISTRY_PASSWORD"
+GITLAB_IMAGE_ENV = "CI_REGISTRY_IMAGE"
+GITLAB_USER_ENV, GITLAB_PASSWORD_ENV = "CI_REGISTRY_USER", "CI_REGISTRY_PASSWORD"
+COMMAND_TIMEOUT = 900.0
+
+# Failures worth another try: the registry or the network hiccuped. Anything else (refused
+# credentials, a missing manifest, a malformed reference) fails at once.
+_TRANSIENT = re.compile(
+    r"connection refused|connection reset|broken pipe|\bEOF\b|i/o timeout|timeout|"
+    r"TLS handshake|no route to host|temporarily unavailable|too many requests|"
+    r"\b50[0234]\b|service unavailable|bad gateway|server misbehaving", re.IGNORECASE)
+_AUTH = re.compile(r"unauthorized|authentication required|denied|\b401\b|\b403\b", re.IGNORECASE)
+_NOT_FOUND = re.compile(r"manifest unknown|not found|name unknown|repository name not known|"
+                        r"\b404\b", re.IGNORECASE)
+
+
+class RegistryError(RuntimeError):
+    """The registry could not be used; the message names it and says what failed."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry refused the credentials (or wants some)."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str = field(repr=False)
+    source: str  # the variable that named the user, for messages
+
+    def __str__(self) -> str:
+        return f"user {self.user!r} (from {self.source})"
+
+
+def credentials_from_env(environ: Mapping[str, str]) -> Credentials | None:
+    """PYTHON_BASE_REGISTRY_USER/_PASSWORD, else GitLab's CI_REGISTRY_USER/_PASSWORD, else none."""
+    for user_var, password_var in ((USER_ENV, PASSWORD_ENV),
+                                   (GITLAB_USER_ENV, GITLAB_PASSWORD_ENV)):
+        user, password = environ.get(user_var), environ.get(password_var)
+        if user and password:
+            return Credentials(user, password, user_var)
+        if user or password:
+            given, missing = (user_var, password_var) if user else (password_var, user_var)
+            raise RegistryError(f"{given} is set but {missing} is not; set both or neither")
+    return None
+
+
+@dataclass(frozen=True)
+class Repository:
+    """`host[:port]/path/name`: where the tags of one image name live."""
+
+    name: str
+
+    @property
+    def host(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def plain_http(self) -> bool:
+        """Loopback registries speak plain HTTP (the engine treats 127.0.0.0/8 as insecure)."""
+        host = self.host.rsplit("]", 1)[0].lstrip("[") if self.host.startswith("[") \
+            else self.host.rsplit(":", 1)[0]
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def tag(self, tag: str) -> str:
+        return f"{self.name}:{tag}"
+
+    def digest(self, digest: str) -> str:
+        return f"{self.name}@{digest}"
+
+
+def resolve_repository(default_registry: str, image_name: str,
+                       environ: Mapping[str, str]) -> Repository:
+    """PYTHON_BASE_REGISTRY (+ image name) wins; in GitLab, CI_REGISTRY_IMAGE is the
+    repository itself; else versions.yaml's image.registry (+ image name)."""
+    if environ.get(REGISTRY_ENV):
+        return _checked(f"{environ[REGISTRY_ENV].rstrip('/')}/{image_name}", REGISTRY_ENV)
+    if environ.get(GITLAB_IMAGE_ENV):
+        return _checked(environ[GITLAB_IMAGE_ENV].rstrip("/"), GITLAB_IMAGE_ENV)
+    return _checked(f"{default_registry.rstrip('/')}/{image_name}", "versions.yaml image.registry")
+
+
+_REPOSITORY = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
+
+
+def _checked(name: str, source: str) -> Repository:
+    if not _REPOSITORY.match(name):
+        raise RegistryError(f"{source}: {name!r} is not a registry repository such as "
+                            "'127.0.0.1:5000/platform/python-base'")
+    return Repository(name)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    digest: str          # sha256 of the manifest bytes: what a tag points at
+    config_digest: str   # the image ID the engine shows
+    layers: list[str]
+    raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Retry:
+    attempts: int = 4
+    first_delay: float = 1.0  # doubled after each failure: 1 + 2 + 4 s at most by default
+
+    def delays(self) -> list[float]:
+        return [self.first_delay * 2 ** i for i in range(self.attempts - 1)]
+
+
+class Session:
+    """One publish run's access to a repository: a private auth file and the retry policy."""
+
+    def __init__(self, repository: Repository, credentials: Credentials | None,
+                 retry: Retry = Retry(), echo: Callable[[str], None] = print) -> None:
+        self.repository = repository
+        self.credentials = credentials
+        self.retry = retry
+        self.echo = echo
+        self._dir: Path | None = None
+
+    def __enter__(self) -> Self:
+        self._dir = Path(tempfile.mkdtemp(prefix="pybase-registry-auth-"))
+        os.chmod(self._dir, 0o700)
+        auths = {}
+        if self.credentials is not None:
+            token = f"{self.credentials.user}:{self.credentials.password}".encode()
+            auths[self.repository.host] = {"auth": base64.b64encode(token).decode()}
+        auth_file = self._dir / "config.json"
+        fd = os.open(auth_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"auths": auths}, out)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    @property
+    def auth_file(self) -> Path:
+        if self._dir is None:
+            raise RuntimeError("registry.Session used outside its `with` block")
+        return self._dir / "config.json"
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def _tls(self, *flags: str) -> list[str]:
+        return [f"{flag}=false" for flag in flags] if self.repository.plain_http else []
+
+    def _skopeo(self, *args: str, what: str) -> subprocess.CompletedProcess[bytes]:
+        # The policy only says "accept any signature"; what we copy is pinned by digest.
+        command = [host.program("skopeo"), "--insecure-policy", *args]
+        return self._run(command, what, env={})
+
+    def _run(self, command: Sequence[str], what: str, env: Mapping[str, str]
+             ) -> subprocess.CompletedProcess[bytes]:
+        """Run with bounded retries of transient failures; raise RegistryError naming the
+        registry otherwise. Output is captured and only its last error line is ever shown."""
+        delays = self.retry.delays()
+        for attempt in range(len(delays) + 1):
+            try:
+                result = subprocess.run(list(command), capture_output=True, check=False,
+                                        timeout=COMMAND_TIMEOUT, env={**os.environ, **env})
+            except FileNotFoundError:
+                raise RegistryError(f"`{command[0]}` could not start: not found") from None
+            except subprocess.TimeoutExpired:
+                stderr = f"no answer within {COMMAND_TIMEOUT:.0f} s (timeout)"
+                result = subprocess.CompletedProcess(command, 124, b"", stderr.encode())
+            if result.returncode == 0:
+                return result
+            message = _last_error(result.stderr.decode(errors="replace"))
+            if _AUTH.search(message):
+                raise RegistryAuthError(self._auth_message(what, message))
+            if _NOT_FOUND.search(message) or not _TRANSIENT.search(message) \
+                    or attempt == len(delays):
+                raise RegistryError(f"registry {self.repository.host}: {what} failed: {message}")
+            self.echo(f"  registry {self.repository.host}: {what}: {message}; retrying in "
+                      f"{delays[attempt]:g} s ({attempt + 1}/{len(delays)})")
+            time.sleep(delays[attempt])
+        raise AssertionError("unreachable")
+
+    def _auth_message(self, what: str, message: str) -> str:
+        if self.credentials is None:
+            return (f"registry {self.repository.host} wants credentials for {what}: set "
+                    f"{USER_ENV} and {PASSWORD_ENV} (in GitLab CI_REGISTRY_USER/_PASSWORD)")
+        return (f"registry {self.repository.host} refused the credentials of "
+                f"{self.credentials} for {what}: {message}")
+
+    def tags(self) -> list[str]:
+        """Every tag of the repository ([] when it does not exist yet). Also the first contact:
+        a registry that is down or refuses the credentials fails here, before anything moves."""
+        try:
+            result = self._skopeo("list-tags", *self._tls("--tls-verify"), "--authfile",
+                                  str(self.auth_file), f"docker://{self.repository.name}",
+                                  what="listing tags")
+        except RegistryAuthError:
+            raise
+        except RegistryError as exc:
+            if _NOT_FOUND.search(str(exc)) and "connection" not in str(exc).lower():
+                return []
+            raise
+        return [str(t) for t in json.loads(result.stdout).get("Tags") or []]
+
+    def manifest(self, reference: str) -> Manifest | None:
+        """The manifest a tag (or digest) points at, or None if there is none."""
+        ref = self.repository.digest(reference) if reference.startswith("sha256:") \
+            else self.repository.tag(reference)
+        try:
+            result = self._skopeo("inspect", "--raw", *self._tls("--tls-verify"), "--authfile",
+                                  str(self.auth_file), f"docker://{ref}",
+                                  what=f"reading the manifest of {ref}")
+        except RegistryAuthError:
+            raise
+        except RegistryError as exc:
+            if _NOT_FOUND.search(str(exc)):
+                return None
+            raise
+        return parse_manifest(result.stdout)
+
+    def push(self, image_id: str, tag: str) -> str:
+        """Upload an engine image under `tag`; returns the manifest digest the registry stored."""
+        ref = self.repository.tag(tag)
+        engine.docker("tag", image_id, ref, capture=True)
+        try:
+            env = {"DOCKER_CONFIG": str(self.auth_file.parent)}
+            result = self._run([engine.client(), "push", ref], f"pushing {ref}", env)
+        finally:
+            engine.docker("image", "rm", ref, capture=True, check=False)  # the tag only
+        found = re.search(rb"digest: (sha256:[0-9a-f]{64})", result.stdout)
+        if found is None:
+            raise RegistryError(f"registry {self.repository.host}: `docker push {ref}` printed "
+                                "no digest")
+        return found.group(1).decode()
+
+    def copy(self, source: str, tag: str, source_plain_http: bool | None = None) -> None:
+        """Point `tag` at the manifest `source` (`repo@sha256:...`), byte for byte."""
+        plain = self.repository.plain_http if source_plain_http is None else source_plain_http
+        flags = (["--src-tls-verify=false"] if plain else []) + self._tls("--dest-tls-verify")
+        self._skopeo("copy", "--preserve-digests", "--quiet", *flags,
+                     "--src-authfile", str(self.auth_file), "--dest-authfile", str(self.auth_file),
+                     f"docker://{source}", f"docker://{self.repository.tag(tag)}",
+                     what=f"pointing {tag} at {source.rsplit('@', 1)[-1][:19]}")
+
+    def pull(self, digest: str) -> str:
+        """Fetch a published image into the engine by digest; returns its image ID."""
+        ref = self.repository.digest(digest)
+        self._run([engine.client(), "pull", "--quiet", ref], f"pulling {ref}",
+                  {"DOCKER_CONFIG": str(self.auth_file.parent)})
+        found = engine.image_id(ref)
+        if found is None:
+            raise RegistryError(f"{ref} was pulled but the engine does not show it")
+        return found
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    try:
+        data = json.loads(raw)
+        config = str(data["config"]["digest"])
+        layers = [str(layer["digest"]) for layer in data["layers"]]
+    except (ValueError, KeyError, TypeError):
+        raise RegistryError("the registry returned a manifest that is not a single-image "
+                            "Docker/OCI manifest") from None
+    return Manifest("sha256:" + hashlib.sha256(raw).hexdigest(), config, layers, raw)
+
+
+_LOGRUS = re.compile(r'level=\w+ msg="((?:[^"\\]|\\.)*)"')
+
+
+def _last_error(stderr: str) -> str:
+    """The last error line, without skopeo's `time=... level=fatal msg="..."` wrapping."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return "no error output"
+    found = _LOGRUS.search(lines[-1])
+    text = found.group(1).replace('\\"', '"') if found else lines[-1]
+    return text[-400:]

@@ -1,0 +1,129 @@
+"""`python:<version>-slim-<release>`: a cached compiled CPython tree, assembled on a Debian base.
+
+- The **tree** (images/python/compile.Dockerfile, target `tree`): /usr/local as CPython's
+  `make install` leaves it, plus /runtime-packages. It is kept in the engine as
+  `pybase-cache/cpython-tree:<version>-<release>-<key>`, the key digesting everything the
+  compile depends on: that file's text, the version, the tarball's sha256, the Debian release
+  and the optimize switch. It is compiled again only when one of them changes (12-15 min with
+  PGO+LTO on 2 cores); the Debian base image it compiled on is not part of the key, so a
+  refreshed base of the same release reuses it.
+- The **assembly** (images/python/Dockerfile): the tree copied onto `debian:<release>-slim` with
+  the runtime libraries installed by apt. No compiler runs: seconds to a minute.
+
+The assembled image's recipe label digests the assembly's Dockerfile and the tree key, not the
+base: a refresh that leaves every package the same leaves the image's content the same, and the
+publish fingerprint sees no change.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pybase import upstream
+from pybase.core import label, paths
+from pybase.core.matrix import Target
+from pybase.infra import engine
+from pybase.upstream import Outcome, UpstreamError, cpython_source
+
+COMPILE_DOCKERFILE = paths.REPO / "images" / "python" / "compile.Dockerfile"
+ASSEMBLE_DOCKERFILE = paths.REPO / "images" / "python" / "Dockerfile"
+TREE_REPOSITORY = "pybase-cache/cpython-tree"
+
+
+@contextmanager
+def _context(name: str) -> Iterator[Path]:
+    """A fresh build context directory under the cache (where the source tarball can be
+    hard-linked), removed afterwards."""
+    context = paths.cache_dir() / "contexts" / name
+    shutil.rmtree(context, ignore_errors=True)
+    context.mkdir(parents=True)
+    try:
+        yield context
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+
+
+def tree_key(target: Target, optimize: bool) -> str:
+    return upstream.digest(COMPILE_DOCKERFILE.read_text(encoding="utf-8"), target.python.version,
+                           target.python.sha256, target.release, str(optimize))
+
+
+def tree_ref(target: Target, optimize: bool) -> str:
+    return f"{TREE_REPOSITORY}:{target.key}-{tree_key(target, optimize)}"
+
+
+def build_args(target: Target, optimize: bool, base: str | None = None) -> list[str]:
+    return ["--build-arg", f"DEBIAN_IMAGE={base or target.debian_image}",
+            "--build-arg", f"PYTHON_VERSION={target.python.version}",
+            "--build-arg", f"PYTHON_SHA256={target.python.sha256}",
+            "--build-arg", f"PYTHON_OPTIMIZE={int(optimize)}"]
+
+
+def build_tree(target: Target, *, optimize: bool, force: bool = False,
+               ref: str | None = None, extra_args: tuple[str, ...] = ()) -> Outcome:
+    """Compile CPython into a tree image, unless one with the same key exists.
+
+    `ref` and `extra_args` (other build args) are for bench-only variants of the recipe."""
+    started = time.monotonic()
+    key = tree_key(target, optimize)
+    ref = ref or tree_ref(target, optimize)
+    if not force and engine.image_id(ref) is not None:
+        return Outcome(ref, True, time.monotonic() - started, f"tree {key} cached")
+    if engine.image_id(target.debian_image) is None:
+        raise UpstreamError(f"{target.debian_image} is missing; bootstrap builds it first")
+    with _context(f"python-{target.key}") as context:
+        os.link(cpython_source.source_tarball(target.python), context / "Python.tar.xz")
+        engine.docker(
+            "build", "--progress=plain", "--target", "tree",
+            "-f", str(COMPILE_DOCKERFILE), *build_args(target, optimize), *extra_args,
+            "--label", f"{label.CPYTHON_TREE}={key}",
+            "-t", ref, str(context),
+        )
+    return Outcome(ref, False, time.monotonic() - started,
+                   "compiled " + ("with PGO+LTO" if optimize else "without PGO/LTO"))
+
+
+def assembly_recipe(target: Target, optimize: bool) -> str:
+    return upstream.digest(ASSEMBLE_DOCKERFILE.read_text(encoding="utf-8"),
+                           tree_key(target, optimize))
+
+
+def assemble(target: Target, *, optimize: bool, force: bool = False, tree: str | None = None,
+             ref: str | None = None, base: str | None = None, no_cache: bool = False) -> Outcome:
+    """`python:<version>-slim-<release>` from the tree on the current Debian base, unless the
+    image already is exactly that (same recipe, same base).
+
+    `tree`, `ref` and `base` name other images (tests, bench); `no_cache` times a real refresh,
+    where the base is new and no build step can come from the cache."""
+    started = time.monotonic()
+    tree = tree or tree_ref(target, optimize)
+    ref = ref or target.upstream_image
+    base = base or target.debian_image
+    debian_id = engine.image_id(base)
+    if debian_id is None:
+        raise UpstreamError(f"{base} is missing; bootstrap builds it first")
+    if engine.image_id(tree) is None:
+        raise UpstreamError(f"{tree} is missing: the compiled tree is built before assembly")
+    recipe = assembly_recipe(target, optimize)
+    labels = engine.image_labels(ref) or {}
+    if (not force and labels.get(label.RECIPE) == recipe
+            and labels.get(label.BASE_DIGEST) == debian_id):
+        return Outcome(ref, True, time.monotonic() - started, "same tree, same base")
+    with _context(f"assemble-{target.key}") as context:  # stays empty: nothing is read from it
+        engine.docker(
+            "build", "--progress=plain", *(["--no-cache"] if no_cache else []),
+            "-f", str(ASSEMBLE_DOCKERFILE), *build_args(target, optimize, base),
+            "--build-arg", f"TREE_IMAGE={tree}",
+            "--label", f"{label.RECIPE}={recipe}",
+            "--label", f"{label.CPYTHON_TREE}={tree_key(target, optimize)}",
+            "--label", f"{label.VERSION}={target.python.version}",
+            "--label", f"{label.BASE_NAME}={base}",
+            "--label", f"{label.BASE_DIGEST}={debian_id}",
+            "-t", ref, str(context),
+        )
+    return Outcome(ref, False, time.monotonic() - started, f"assembled on {debian_id[:19]}")
