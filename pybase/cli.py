@@ -14,12 +14,12 @@ from typing import get_args
 from pybase import bench, gitlab, upstream
 from pybase.build import images, sbom
 from pybase.core import matrix, tags
+from pybase.core.errors import PybaseError
 from pybase.infra import engine, host, local_registry, registry
 from pybase.publish import candidates, publisher
 from pybase.upstream import (
     cpython_build,
     cpython_releases,
-    debian_archive,
     debian_base,
     payload,
 )
@@ -351,11 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         status = args.func(args)
-    except (matrix.MatrixError, engine.EngineError, upstream.UpstreamError, audit.AuditError,
-            sbom.SbomError, registry.RegistryError, publisher.PublishError,
-            candidates.CandidateError, local_registry.LocalRegistryError,
-            gitlab.PipelineError, check.CheckError,
-            debian_archive.DebianArchiveError, host.HostError) as exc:
+    except PybaseError as exc:
         print(f"pybase {args.command}: error: {exc}", file=sys.stderr)
         return 2
     print(f"pybase {args.command}: done in {time.monotonic() - started:.1f} s", file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pybase.core import paths, validated_yaml
+from pybase.core.errors import PybaseError
 from pybase.core.validated_yaml import Location, Problem, dotted, found
 
 DEFAULT_PATH = paths.REPO / "versions.yaml"
@@ -26,7 +27,7 @@ PatchVersion = Annotated[str, Field(strict=True, pattern=r"^3\.\d{1,2}\.\d{1,3}$
 Sha256 = Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{64}$")]
 
 
-class MatrixError(ValueError):
+class MatrixError(PybaseError):
     """versions.yaml is unusable; the message says where and what was expected."""
 
 

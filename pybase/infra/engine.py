@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pybase.core.errors import PybaseError
+
 MINIMUM_VERSION = (20, 10)
 PODMAN_MINIMUM_VERSION = (4, 3)  # Debian 12's; `podman healthcheck run`, keep-id:uid=
 DOCKERD_LOG = Path("/var/log/python-base-dockerd.log")
@@ -33,7 +35,7 @@ ENGINE_ENV = "PYTHON_BASE_ENGINE"
 ENGINES = ("docker", "podman")
 
 
-class CommandError(RuntimeError):
+class CommandError(PybaseError):
     """A command failed, could not start or did not answer in time.
 
     Each module raises its own subclass (run(..., error=...)), so that callers and the CLI catch

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pybase.core import paths
+from pybase.core.errors import PybaseError
 from pybase.infra import host
 
 DEFAULT_PORT = 5000
@@ -26,7 +27,7 @@ PORT_ENV = "PYTHON_BASE_LOCAL_REGISTRY_PORT"
 DIR_ENV = "PYTHON_BASE_LOCAL_REGISTRY_DIR"
 
 
-class LocalRegistryError(RuntimeError):
+class LocalRegistryError(PybaseError):
     """The local registry could not be started."""
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from pybase.core.errors import PybaseError
 from pybase.infra import engine, host
 
 REGISTRY_ENV = "PYTHON_BASE_REGISTRY"
@@ -48,7 +49,7 @@ _NOT_FOUND = re.compile(r"manifest unknown|not found|name unknown|repository nam
                         r"\b404\b", re.IGNORECASE)
 
 
-class RegistryError(RuntimeError):
+class RegistryError(PybaseError):
     """The registry could not be used; the message names it and says what failed."""
 
 

@@ -15,13 +15,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pybase.core import paths
+from pybase.core.errors import PybaseError
 from pybase.infra import engine, registry
 from pybase.verify import gates
 
 RECORDS = paths.REPORTS / "candidates"
 
 
-class CandidateError(RuntimeError):
+class CandidateError(PybaseError):
     """A candidate could not be pushed, found or verified."""
 
 

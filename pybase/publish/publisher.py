@@ -30,6 +30,7 @@ from typing import Any
 
 from pybase.build import images, inventory
 from pybase.core import label, paths, tags
+from pybase.core.errors import PybaseError
 from pybase.core.matrix import Matrix, Target
 from pybase.infra import engine, registry
 from pybase.publish import content
@@ -39,7 +40,7 @@ RECORDS = paths.REPORTS / "publish"
 MAX_SAME_DAY = 99
 
 
-class PublishError(RuntimeError):
+class PublishError(PybaseError):
     """Publishing refused or failed; the message names the image, gate or registry."""
 
 

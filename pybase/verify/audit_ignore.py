@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
 from pybase.core import validated_yaml
+from pybase.core.errors import PybaseError
 from pybase.core.validated_yaml import Problem
 
 __all__ = ["AuditIgnoreError", "IgnoreEntry", "IgnoreFile", "load_ignores"]
@@ -38,7 +39,7 @@ _EXPECTED = {
 }
 
 
-class AuditIgnoreError(ValueError):
+class AuditIgnoreError(PybaseError):
     """The exceptions file is invalid; the message gives file:line, entry id and the fix."""
 
 

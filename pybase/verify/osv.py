@@ -36,6 +36,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, Field, ValidationError
 
+from pybase.core.errors import PybaseError
+
 __all__ = ["OsvDatabase", "OsvError", "fix_versions", "load_database"]
 
 ECOSYSTEM = "PyPI"
@@ -61,7 +63,7 @@ _RecordLoader.yaml_implicit_resolvers = {
 }
 
 
-class OsvError(Exception):
+class OsvError(PybaseError):
     """The advisory database cannot be read; the message names the file and what was expected."""
 
 
