@@ -24,6 +24,7 @@ from conftest import Image, PendingFix, default_runtime_image, docker, write_apt
 
 from pybase import cli
 from pybase.build import sbom
+from pybase.core import paths
 from pybase.infra import engine
 from pybase.verify import audit
 
@@ -117,7 +118,7 @@ def test_clean_runtime_image_passes_offline_audit(runtime_image: Any, tmp_path: 
                        "--report-dir", str(tmp_path)])
     out = capsys.readouterr().out
     print(out)
-    report = json.loads((tmp_path / "audit" / f"{sbom.report_name(ref)}.json").read_text())
+    report = json.loads((tmp_path / "audit" / f"{paths.report_name(ref)}.json").read_text())
     assert status == 0, f"{ref} does not pass the audit:\n{out}"
     assert report["status"] == "passed" and report["checks"] == ["python", "os"]
     envs = {e["environment"]: e["distributions"] for e in report["python"]["environments"]}
@@ -209,7 +210,7 @@ def test_unreachable_service_fails_the_audit(base: Image, tmp_path: Path,
     out = capsys.readouterr().out
     print(out)
     assert status == 2
-    report = json.loads((tmp_path / "audit" / f"{sbom.report_name(base.ref)}.json").read_text())
+    report = json.loads((tmp_path / "audit" / f"{paths.report_name(base.ref)}.json").read_text())
     assert report["status"] == "error" and report["python"] is None
     assert any("pip-audit could not audit against the online osv service" in e
                for e in report["errors"]), report["errors"]

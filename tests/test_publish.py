@@ -22,7 +22,7 @@ import bcrypt
 import pytest
 from conftest import MATRIX, Image, docker
 
-from pybase.core import tags
+from pybase.core import paths, tags
 from pybase.infra import engine, local_registry, registry
 from pybase.publish import publisher
 from pybase.verify import gates
@@ -85,7 +85,7 @@ class World:
         assert image_id
         gates.write_test_record(gates.TestRecord(ref, image_id, 5, 0, 0, 0, 0, 0, False, gates.now()),
                                 self.work / "test-records")
-        audit = self.work / "audit-records" / f"{gates.record_name(ref)}.json"
+        audit = self.work / "audit-records" / f"{paths.report_name(ref)}.json"
         audit.parent.mkdir(exist_ok=True)
         audit.write_text(json.dumps({"status": "passed", "image_id": image_id}))
 
@@ -219,9 +219,9 @@ def test_rollback_moves_the_rolling_tags_back(world: World) -> None:
 
 def test_gates_refuse_untested_or_rebuilt_images(world: World) -> None:
     tested = world.probe("g1", "1.0")
-    (world.work / "audit-records" / f"{gates.record_name(tested.ref)}.json").unlink()
+    (world.work / "audit-records" / f"{paths.report_name(tested.ref)}.json").unlink()
     untested = world.probe("g2", "1.0")
-    (world.work / "test-records" / f"{gates.record_name(untested.ref)}.json").write_text(
+    (world.work / "test-records" / f"{paths.report_name(untested.ref)}.json").write_text(
         json.dumps({"outcome": "passed", "image_id": "sha256:" + "0" * 64}))
     with pytest.raises(publisher.PublishError) as refused:
         world.publish(tested, untested)

@@ -67,7 +67,7 @@ def run(matrix: Matrix, targets: list[Target], with_speed: bool = False,
                                      f"{speed.DEBIAN_MINOR}-{speed.DEBIAN_RELEASE} entry")
         print(f"bench {chosen.key}: interpreter speed", flush=True)
         speed_result = speed.measure(built[chosen.key][RUNTIME], chosen, compare=compare)
-    tested = {gates.record_name(ref) for refs in built.values() for ref in refs.values()}
+    tested = {paths.report_name(ref) for refs in built.values() for ref in refs.values()}
     found = Results(machine, results, junit.read(tested), speed_result, refreshed,
                     matrix.debian.rebootstrap_payload_mb * payload.MB,
                     time.perf_counter() - started)

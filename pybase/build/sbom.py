@@ -273,13 +273,6 @@ def counts(document: dict[str, Any]) -> tuple[int, int, int]:
     return len(debs) - sources, sources, sum(1 for p in purls if p.startswith("pkg:pypi/"))
 
 
-def report_name(ref: str) -> str:
-    """`python-base:3.13.15-bookworm` -> `3.13.15-bookworm` (the local tag names the reports)."""
-    name = ref.rsplit("/", 1)[-1]
-    tag = name.rpartition(":")[2] if ":" in name else name
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in tag)
-
-
 def generate(ref: str, inv: Inventory | None = None, out_dir: Path | None = None) -> SbomResult:
     """Write `<out_dir>/<local-tag>.cdx.json` (default reports/sbom/) for an image."""
     inv = inv or inventory(ref)
@@ -296,7 +289,7 @@ def generate(ref: str, inv: Inventory | None = None, out_dir: Path | None = None
     validate(document)
     out_dir = out_dir or REPORTS / "sbom"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{report_name(ref)}.cdx.json"
+    path = out_dir / f"{paths.report_name(ref)}.cdx.json"
     path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     os_packages, os_sources, python_packages = counts(document)
     return SbomResult(path, os_packages, os_sources, python_packages, len(dists),

@@ -21,3 +21,17 @@ def cache_dir() -> Path:
     path = cache()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def report_name(ref: str) -> str:
+    """`python-base:3.13.15-bookworm` -> `3.13.15-bookworm`: the local tag names every report and
+    record of an image (test and audit records, SBOM, candidates)."""
+    name = ref.rsplit("/", 1)[-1]
+    tag = name.rpartition(":")[2] if ":" in name else name
+    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in tag)
+
+
+def audit_records(reports: Path = REPORTS) -> Path:
+    """Where `pybase audit --report-dir REPORTS` writes its per-image records (and the publish
+    gate reads them)."""
+    return reports / "audit"

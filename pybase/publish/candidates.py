@@ -17,7 +17,6 @@ from pathlib import Path
 from pybase.core import paths
 from pybase.core.errors import PybaseError
 from pybase.infra import engine, registry
-from pybase.verify import gates
 
 RECORDS = paths.REPORTS / "candidates"
 
@@ -46,10 +45,10 @@ def push(session: registry.Session, refs: Sequence[str], pipeline: str,
         found = engine.inspect(ref)
         if found is None:
             raise CandidateError(f"{ref}: not in the engine; run `nox -s build` first")
-        digest = session.push(found.id, f"{pipeline}-{gates.record_name(ref)}")
+        digest = session.push(found.id, f"{pipeline}-{paths.report_name(ref)}")
         record = CandidateRecord(ref, found.id, session.repository.digest(digest))
         records.mkdir(parents=True, exist_ok=True)
-        (records / f"{gates.record_name(ref)}.json").write_text(
+        (records / f"{paths.report_name(ref)}.json").write_text(
             json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
         print(f"candidate: {ref} -> {record.source}")
         done.append(record)
@@ -59,7 +58,7 @@ def push(session: registry.Session, refs: Sequence[str], pipeline: str,
 def load(refs: Sequence[str], records: Path = RECORDS) -> list[CandidateRecord]:
     found = []
     for ref in refs:
-        path = records / f"{gates.record_name(ref)}.json"
+        path = records / f"{paths.report_name(ref)}.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             found.append(CandidateRecord(data["image"], data["image_id"], data["source"]))

@@ -18,7 +18,7 @@ from typing import Any
 from pybase.core import paths
 
 TEST_RECORDS = paths.REPORTS / "gates" / "test"
-AUDIT_RECORDS = paths.REPORTS / "audit"
+AUDIT_RECORDS = paths.audit_records()
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,9 @@ class TestRecord:
         return {"outcome": self.outcome, **asdict(self)}
 
 
-def record_name(ref: str) -> str:
-    """`python-base:3.13.15-bookworm` -> `3.13.15-bookworm` (reports are named by local tag)."""
-    name = ref.rsplit("/", 1)[-1]
-    tag = name.rpartition(":")[2] if ":" in name else name
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in tag)
-
-
 def write_test_record(record: TestRecord, directory: Path = TEST_RECORDS) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{record_name(record.image)}.json"
+    path = directory / f"{paths.report_name(record.image)}.json"
     path.write_text(json.dumps(record.as_dict(), indent=2) + "\n", encoding="utf-8")
     return path
 
@@ -81,7 +74,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 def refusals(ref: str, image_id: str, test_dir: Path = TEST_RECORDS,
              audit_dir: Path = AUDIT_RECORDS) -> list[str]:
     """Why `ref` (image `image_id`) may not be published; [] when both gates passed."""
-    name = record_name(ref)
+    name = paths.report_name(ref)
     problems = []
     gates: Iterable[tuple[str, Path, str, str]] = (
         ("test", test_dir / f"{name}.json", "outcome", "nox -s test"),

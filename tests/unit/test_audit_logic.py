@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from pybase.build import inventory, sbom
+from pybase.core import paths
 from pybase.verify import audit
 from pybase.verify.audit import debian as audit_debian
 from pybase.verify.audit import report as audit_report
@@ -422,4 +423,4 @@ def test_bare_tags_join_the_repository(ref: str, tag: str, expected: str) -> Non
     ("127.0.0.1:5000/python-base", "python-base"),
 ])
 def test_report_names_are_the_local_tag(ref: str, name: str) -> None:
-    assert sbom.report_name(ref) == name
+    assert paths.report_name(ref) == name

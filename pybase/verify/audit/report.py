@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pybase.build import sbom
+from pybase.core import paths
 from pybase.infra import engine
 from pybase.verify.audit_ignore import IgnoreEntry, IgnoreFile
 
@@ -168,7 +168,7 @@ def apply_ignores(report: ImageReport, ignores: IgnoreFile) -> set[str]:
 
 
 def write_report(report: ImageReport, report_dir: Path) -> Path:
-    path = report_dir / "audit" / f"{sbom.report_name(report.image)}.json"
+    path = paths.audit_records(report_dir) / f"{paths.report_name(report.image)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
     return path
