@@ -18,7 +18,6 @@ from pybase.core import paths, tags
 from pybase.core.matrix import Matrix, Target, Variant
 from pybase.infra import engine
 from pybase.upstream import payload
-from pybase.verify import gates
 
 JSON_REPORT = paths.REPORTS / "bench.json"
 MARKDOWN_REPORT = paths.REPORTS / "bench.md"

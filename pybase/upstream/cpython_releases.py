@@ -14,8 +14,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ from typing import Literal
 from packaging.version import Version
 
 from pybase import upstream
-from pybase.core import matrix, paths, validated_yaml
+from pybase.core import matrix, validated_yaml
 from pybase.core.matrix import Matrix, MatrixError, PythonEntry
 from pybase.upstream import cpython_source, debian_archive
 
@@ -93,43 +91,20 @@ def parse_showsrc(text: str, minor: str) -> list[Listed]:
 
 def fetch_verified(apt: debian_archive.AptSources, entry: PythonEntry, listed: Listed,
                    python_org: bool = True) -> str:
-    """Put Python-<version>.tar.xz, hashing to the index's sha256, into the source cache.
+    """Put Python-<version>.tar.xz, hashing to the index's sha256, into the source cache (the
+    download bootstrap makes; only the version and its sha256 come from the index).
 
     '' when it is there, else why not (each place tried)."""
-    cached = paths.cache_dir() / "sources" / f"Python-{listed.version}.tar.xz"
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    if cached.is_file() and cpython_source.sha256_of(cached) == listed.sha256:
+    wanted = entry.model_copy(update={"version": listed.version, "sha256": listed.sha256})
+    kept = cpython_source.cached(wanted)
+    if kept.is_file() and cpython_source.sha256_of(kept) == listed.sha256:
         return ""
-    problems: list[str] = []
-    if python_org:
-        partial = cached.with_suffix(".part")
-        try:
-            # The same download bootstrap would make; only the expected sha256 is new.
-            cpython_source._fetch_python_org(entry.model_copy(update={
-                "version": listed.version, "sha256": listed.sha256}), partial)
-        except upstream.UpstreamError as exc:
-            problems.append(str(exc))
-        else:
-            got = cpython_source.sha256_of(partial)
-            if got == listed.sha256:
-                partial.replace(cached)
-                return ""
-            problems.append(f"python.org's tarball has sha256 {got}, the index says "
-                            f"{listed.sha256}")
-        partial.unlink(missing_ok=True)
-    package = f"python{entry.minor}"
-    with tempfile.TemporaryDirectory(prefix="pybase-orig-", dir=cached.parent) as tmp:
-        error = apt.download(package, listed.debian_version, Path(tmp))
-        orig = Path(tmp) / f"{package}_{listed.version}.orig.tar.xz"
-        if error or not orig.is_file():
-            problems.append(f"Debian {package} {listed.debian_version}: "
-                            f"{error or 'no orig tarball downloaded'}")
-        elif (got := cpython_source.sha256_of(orig)) != listed.sha256:
-            problems.append(f"{orig.name}: sha256 {got}, the index says {listed.sha256}")
-        else:
-            shutil.move(orig, cached)
-            return ""
-    return "; ".join(problems)
+    try:
+        cpython_source.download(wanted, python_org=python_org, apt=apt,
+                                debian_versions=[listed.debian_version])
+    except upstream.UpstreamError as exc:
+        return str(exc)
+    return ""
 
 
 def lookup(matrix: Matrix, apt: debian_archive.AptSources, python_org: bool = True) -> list[MinorReport]:

@@ -3,6 +3,8 @@ archive, and verified against versions.yaml before any use."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -10,28 +12,29 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pybase.core import paths
 from pybase.core.matrix import PythonEntry
 from pybase.upstream import UpstreamError, debian_archive
 
-# --------------------------------------------------------------------------------------------
-# CPython
-# --------------------------------------------------------------------------------------------
+
+def cached(entry: PythonEntry) -> Path:
+    """Where a verified Python-<version>.tar.xz is kept between runs."""
+    path = paths.cache_dir() / "sources" / f"Python-{entry.version}.tar.xz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def source_tarball(entry: PythonEntry, source_dir: Path | None = None) -> Path:
     """Python-<version>.tar.xz, verified against versions.yaml, from the first place that has it.
 
     Looked for, in order: a local source directory (PYTHON_BASE_SOURCE_DIR), our cache of earlier
-    verified downloads, python.org, and the Debian source archive (pristine orig tarball).
+    verified downloads, then download(): python.org and the Debian source archive.
     """
     name = f"Python-{entry.version}.tar.xz"
-    cached = paths.cache_dir() / "sources" / name
-    cached.parent.mkdir(parents=True, exist_ok=True)
     tried: list[str] = []
-
     local_dir = source_dir or (Path(os.environ["PYTHON_BASE_SOURCE_DIR"])
                                if os.environ.get("PYTHON_BASE_SOURCE_DIR") else None)
     if local_dir is not None:
@@ -41,26 +44,39 @@ def source_tarball(entry: PythonEntry, source_dir: Path | None = None) -> Path:
                 _verify(entry, candidate)
                 return candidate
         tried.append(f"{local_dir}/{{{name},{debian_name}}} (not there)")
+    kept = cached(entry)
+    if kept.is_file():
+        _verify(entry, kept)
+        return kept
+    tried.append(f"{kept} (not cached)")
+    return download(entry, tried=tried)
 
-    if cached.is_file():
-        _verify(entry, cached)
-        return cached
-    tried.append(f"{cached} (not cached)")
 
-    for fetch in (_fetch_python_org, _fetch_debian_orig):
-        partial = cached.with_suffix(".part")
+def download(entry: PythonEntry, *, python_org: bool = True,
+             apt: debian_archive.AptSources | None = None,
+             debian_versions: Sequence[str] | None = None, tried: Sequence[str] = ()) -> Path:
+    """Fetch the tarball into the cache, verified against `entry.sha256`: python.org (unless
+    told not to), else Debian's pristine orig tarball (`debian_versions` of the source package,
+    default: every one of that upstream version in the indices; `apt`: sources already open).
+    A tarball with another sha256 is never kept; the error lists every place tried and why."""
+    target = cached(entry)
+    problems = list(tried)
+    fetchers: list[Callable[[PythonEntry, Path], None]] = [_fetch_python_org] if python_org else []
+    fetchers.append(functools.partial(_fetch_debian_orig, apt=apt, versions=debian_versions))
+    for fetch in fetchers:
+        partial = target.with_suffix(".part")
         try:
             fetch(entry, partial)
+            _verify(entry, partial)
         except UpstreamError as exc:
-            tried.append(str(exc))
+            problems.append(str(exc))
             partial.unlink(missing_ok=True)
             continue
-        _verify(entry, partial)
-        partial.replace(cached)
-        return cached
+        partial.replace(target)
+        return target
     raise UpstreamError(
         f"no source for Python {entry.version} (expected sha256 {entry.sha256}). Looked in:\n  "
-        + "\n  ".join(tried)
+        + "\n  ".join(problems)
         + f"\nPut Python-{entry.version}.tar.xz into PYTHON_BASE_SOURCE_DIR to build it offline."
     )
 
@@ -92,17 +108,23 @@ def _fetch_python_org(entry: PythonEntry, out: Path) -> None:
         raise UpstreamError(f"{url} ({reason})") from None
 
 
-def _fetch_debian_orig(entry: PythonEntry, out: Path) -> None:
+def _fetch_debian_orig(entry: PythonEntry, out: Path, *,
+                       apt: debian_archive.AptSources | None = None,
+                       versions: Sequence[str] | None = None) -> None:
     """The pristine orig tarball of Debian's pythonX.Y source package, through apt with a
-    private configuration (pybase.upstream.debian_archive): the host's apt setup is neither needed nor
-    touched."""
+    private configuration (pybase.upstream.debian_archive): the host's apt setup is neither
+    needed nor touched."""
     package = f"python{entry.minor}"
     where = f"Debian source package {package} (upstream {entry.version})"
     try:
-        with debian_archive.apt_sources(debian_archive.deb_src_lines()) as apt:
-            versions = [v for v in re.findall(r"^Version: (\S+)$", apt.showsrc(package),
-                                              re.MULTILINE)
-                        if re.fullmatch(rf"(\d+:)?{re.escape(entry.version)}-[^-]+", v)]
+        with contextlib.ExitStack() as stack:
+            if apt is None:
+                apt = stack.enter_context(debian_archive.apt_sources(
+                    debian_archive.deb_src_lines()))
+            if versions is None:
+                versions = [v for v in re.findall(r"^Version: (\S+)$", apt.showsrc(package),
+                                                  re.MULTILINE)
+                            if re.fullmatch(rf"(\d+:)?{re.escape(entry.version)}-[^-]+", v)]
             if not versions:
                 raise UpstreamError(f"{where}: not in the Debian source indices")
             errors = []
