@@ -13,18 +13,21 @@
 * our own files (entrypoint, healthcheck, file_secrets) with their SHA-256;
 * the image's config (engine.ImageInspect) and id.
 
-The SBOM (pybase/build/sbom.py), the audit (pybase/audit) and the publish fingerprint (pybase/publish/content.py)
-work from it, so they all describe the same look at the same image id.
+What it looks at inside the image is inventory_probe.py, a real module run there. The SBOM
+(pybase/build/sbom.py), the audit (pybase/verify/audit) and the publish fingerprint
+(pybase/publish/content.py) work from it, so they all describe the same look at the same image id.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from pybase.build import inventory_probe
 from pybase.infra import engine
 
 __all__ = [
@@ -32,104 +35,8 @@ __all__ = [
     "OwnFile", "cpython_source_url", "debian_packages", "inventory", "parse",
 ]
 
-# (label, interpreter): the Python environments every image has. Order matters: a distribution
-# that two interpreters can see (a venv with system site-packages) belongs to the first.
-ENVIRONMENTS = (("/usr/local", "/usr/local/bin/python3"), ("/opt/venv", "/opt/venv/bin/python"))
-# Where else installed distributions may hide. Debian's own Python modules (/usr/lib/python3*)
-# belong to dpkg packages and are covered by the OS part.
-SCAN_ROOTS = ("/usr/local", "/opt", "/app", "/home", "/srv", "/root")
-# Our own files in every image (images/python-base/files), by content.
-OWN_FILES = ("/usr/local/bin/python-base-entrypoint", "/usr/local/bin/python-base-healthcheck",
-             "/usr/local/lib/python-base/file_secrets.py")
-
-# Runs inside the image as root with the system interpreter (`python3 -I -B -c`); prints JSON.
-_INVENTORY_SCRIPT = r"""
-import hashlib, importlib.metadata as md, json, os, platform, subprocess, sys
-ENVIRONMENTS = __ENVIRONMENTS__
-SCAN_ROOTS = __SCAN_ROOTS__
-OWN_FILES = __OWN_FILES__
-LIST = '''
-import importlib.metadata as md, json, sys
-dists = []
-for d in md.distributions():
-    p = getattr(d, "_path", None)
-    m = d.metadata
-    dists.append({"name": m["Name"], "version": m["Version"], "path": str(p) if p else None,
-                  "license": m.get("License-Expression") or m.get("License")})
-print(json.dumps({"prefix": sys.prefix, "dists": dists}))
-'''
-out = {"environments": [], "other": [], "errors": []}
-seen = set()
-for label, python in ENVIRONMENTS:
-    try:
-        r = subprocess.run([python, "-I", "-B", "-c", LIST], capture_output=True, text=True,
-                           timeout=120)
-    except OSError as exc:
-        out["errors"].append("{}: cannot run: {}".format(python, exc))
-        continue
-    if r.returncode != 0:
-        out["errors"].append("{}: exited {}: {}".format(python, r.returncode, r.stderr.strip()[-400:]))
-        continue
-    env = json.loads(r.stdout)
-    own = []
-    for d in env["dists"]:
-        real = os.path.realpath(d["path"]) if d["path"] else None
-        if real in seen:
-            continue
-        seen.add(real)
-        own.append(d)
-    out["environments"].append({"label": label, "python": python, "prefix": env["prefix"],
-                                "dists": own})
-for root in SCAN_ROOTS:
-    for dirpath, dirnames, filenames in os.walk(root):
-        found = [n for n in dirnames + filenames if n.endswith((".dist-info", ".egg-info"))]
-        dirnames[:] = [n for n in dirnames if not n.endswith((".dist-info", ".egg-info"))]
-        for name in found:
-            path = os.path.join(dirpath, name)
-            if os.path.realpath(path) in seen:
-                continue
-            seen.add(os.path.realpath(path))
-            try:
-                m = md.Distribution.at(path).metadata
-                item = {"name": m["Name"], "version": m["Version"], "path": path,
-                        "license": m.get("License-Expression") or m.get("License"),
-                        "environment": dirpath}
-            except Exception as exc:
-                out["errors"].append("{}: unreadable metadata: {}".format(path, exc))
-                continue
-            out["other"].append(item)
-def read(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return None
-osr = {}
-for line in (read("/etc/os-release") or read("/usr/lib/os-release") or "").splitlines():
-    key, sep, value = line.partition("=")
-    if sep:
-        osr[key.strip()] = value.strip().strip('"')
-out["os_release"] = osr
-out["debian_version"] = (read("/etc/debian_version") or "").strip()
-try:
-    out["architecture"] = subprocess.run(["dpkg", "--print-architecture"], capture_output=True,
-                                         text=True).stdout.strip()
-except OSError:
-    out["architecture"] = ""
-out["dpkg_status"] = read("/var/lib/dpkg/status")
-out["python_version"] = platform.python_version()
-out["own_files"] = {}
-for path in OWN_FILES:
-    try:
-        with open(path, "rb") as f:
-            out["own_files"][path] = hashlib.sha256(f.read()).hexdigest()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        out["errors"].append("{}: unreadable: {}".format(path, exc))
-json.dump(out, sys.stdout)
-""".replace("__ENVIRONMENTS__", repr(ENVIRONMENTS)).replace("__SCAN_ROOTS__", repr(SCAN_ROOTS)) \
-    .replace("__OWN_FILES__", repr(OWN_FILES))
+# Runs in the image; what it looks at is defined there (ENVIRONMENTS, SCAN_ROOTS, OWN_FILES).
+PROBE = Path(inventory_probe.__file__)
 
 
 class InventoryError(engine.EngineError):
@@ -295,7 +202,7 @@ def inventory(ref: str, timeout: float = 180) -> Inventory:
         result = engine.docker(
             "run", "--rm", "--network", "none", "--user", "0",
             "--entrypoint", "/usr/local/bin/python3", config.id, "-I", "-B", "-c",
-            _INVENTORY_SCRIPT, capture=True, timeout=timeout,
+            PROBE.read_text(encoding="utf-8"), capture=True, timeout=timeout,
             what=f"docker run {ref} (inventory)",
         )
     except engine.EngineError as exc:
