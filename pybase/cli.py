@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
-from pybase import bench, gitlab, upstream
+from pybase import bench, gitlab, upstream, verify
 from pybase.build import images, sbom
 from pybase.core import matrix, tags
 from pybase.core.errors import PybaseError
@@ -187,7 +187,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         refs = _image_refs(args)
     checks = args.check or check.CHECKS
-    if "debian" in checks:
+    if verify.DEBIAN in checks:
         engine.require()
     return check.run(m, refs, checks=checks, pull=pull, python_org=not args.offline).status
 

@@ -120,7 +120,7 @@ def test_clean_runtime_image_passes_offline_audit(runtime_image: Any, tmp_path: 
     print(out)
     report = json.loads((tmp_path / "audit" / f"{paths.report_name(ref)}.json").read_text())
     assert status == 0, f"{ref} does not pass the audit:\n{out}"
-    assert report["status"] == "passed" and report["checks"] == ["python", "os"]
+    assert report["status"] == "passed" and report["checks"] == ["python", "debian"]
     envs = {e["environment"]: e["distributions"] for e in report["python"]["environments"]}
     assert envs["/usr/local"] and envs["/opt/venv"], envs
     assert report["python"]["source"].startswith("offline OSV database")

@@ -42,9 +42,7 @@ def isolated_dockerfile(text: str) -> str:
 
 
 def measure(target: Target) -> BuildTimes:
-    upstream_id = engine.image_id(target.upstream_image)
-    if upstream_id is None:
-        raise engine.EngineError(f"{target.upstream_image} is missing: run `nox -s bootstrap`")
+    upstream_id = images.upstream_digest(target)
     ref = f"{BENCH_REPOSITORY}:{target.key}-build"
     with tempfile.TemporaryDirectory(prefix="pybase-bench-build-") as tmp:
         context = Path(tmp) / "context"
@@ -54,12 +52,9 @@ def measure(target: Target) -> BuildTimes:
                               encoding="utf-8")
         args = [
             "build", "--progress=plain", str(context), "-t", ref,
-            "--build-arg", f"UPSTREAM_IMAGE={target.upstream_image}",
-            "--build-arg", f"UPSTREAM_DIGEST={upstream_id}",
-            "--build-arg", "VARIANT=runtime",
-            "--build-arg", f"OS_UPGRADE_STAMP=bench-{uuid.uuid4().hex}",
-            "--build-arg", "BUILD_DATE=1970-01-01",
-            "--build-arg", "GIT_REVISION=bench",
+            *images.build_args(target, "runtime", digest=upstream_id,
+                               os_upgrade_stamp=f"bench-{uuid.uuid4().hex}",
+                               build_date="1970-01-01", revision="bench"),
             "--build-arg", f"{COLD_ARG}={uuid.uuid4().hex}",
         ]
 

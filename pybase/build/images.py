@@ -44,15 +44,35 @@ def git_revision() -> str:
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
 
+def upstream_digest(target: Target) -> str:
+    """The image ID of the entry's upstream image, which must exist (made by bootstrap)."""
+    found = engine.image_id(target.upstream_image)
+    if found is None:
+        raise engine.EngineError(
+            f"upstream image {target.upstream_image} is missing; run `nox -s bootstrap` first"
+        )
+    return found
+
+
+def build_args(target: Target, variant: str, *, digest: str, os_upgrade_stamp: str,
+               build_date: str, revision: str) -> list[str]:
+    """`--build-arg` flags for images/python-base/Dockerfile: every ARG it declares, one home."""
+    values = {
+        "UPSTREAM_IMAGE": target.upstream_image,
+        "UPSTREAM_DIGEST": digest,
+        "VARIANT": variant,
+        "OS_UPGRADE_STAMP": os_upgrade_stamp,
+        "BUILD_DATE": build_date,
+        "GIT_REVISION": revision,
+    }
+    return [flag for name, value in values.items() for flag in ("--build-arg", f"{name}={value}")]
+
+
 def build(matrix: Matrix, target: Target, variant: str, build_date: date | None = None,
           *, quiet: bool = False) -> Built:
     started = time.monotonic()
     build_date = build_date or datetime.now(UTC).date()
-    upstream_digest = engine.image_id(target.upstream_image)
-    if upstream_digest is None:
-        raise engine.EngineError(
-            f"upstream image {target.upstream_image} is missing; run `nox -s bootstrap` first"
-        )
+    digest = upstream_digest(target)
     revision = git_revision()
     stamp = build_date.strftime(matrix.tags.date_format)
     ref = tags.local_ref(matrix, target, variant)
@@ -68,18 +88,15 @@ def build(matrix: Matrix, target: Target, variant: str, build_date: date | None 
         label.LICENSES: matrix.image.licenses,
         label.VENDOR: matrix.image.vendor,
         label.BASE_NAME: target.upstream_image,
-        label.BASE_DIGEST: upstream_digest,
+        label.BASE_DIGEST: digest,
     }
     args = [
-        "build", "--progress=plain", str(CONTEXT),
-        "--build-arg", f"UPSTREAM_IMAGE={target.upstream_image}",
-        "--build-arg", f"UPSTREAM_DIGEST={upstream_digest}",
-        "--build-arg", f"VARIANT={variant}",
-        # Once per build day; a scheduled run passes its own stamp to take fixes of today.
-        "--build-arg", f"OS_UPGRADE_STAMP={os.environ.get(OS_UPGRADE_STAMP_ENV) or stamp}",
-        "--build-arg", f"BUILD_DATE={build_date.isoformat()}",
-        "--build-arg", f"GIT_REVISION={revision}",
-        "-t", ref,
+        "build", "--progress=plain", str(CONTEXT), "-t", ref,
+        # The OS upgrade runs once per build day; a scheduled run passes its own stamp to take
+        # the fixes of today.
+        *build_args(target, variant, digest=digest,
+                    os_upgrade_stamp=os.environ.get(OS_UPGRADE_STAMP_ENV) or stamp,
+                    build_date=build_date.isoformat(), revision=revision),
     ]
     for key, value in labels.items():
         args += ["--label", f"{key}={value}"]

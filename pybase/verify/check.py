@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 from packaging.version import Version
 
+from pybase import verify
 from pybase.core.matrix import Matrix
 from pybase.infra import engine, registry
 from pybase.upstream import cpython_releases, debian_archive
 from pybase.verify.audit.debian import debian_check
 from pybase.verify.audit.report import AuditError
 
-CHECKS = ("debian", "cpython")
+CHECKS = (verify.DEBIAN, verify.CPYTHON)
 NOTHING_DUE, DUE, COULD_NOT_LOOK = 0, 1, 2
 
 
@@ -130,10 +131,10 @@ def run(m: Matrix, refs: Sequence[str], *, checks: Sequence[str] = CHECKS, pull:
         python_org: bool = True, echo: Callable[[str], None] = print) -> Outcome:
     """Look at every image (debian) and every declared minor (cpython); see the module doc."""
     outcome = Outcome()
-    if "debian" in checks:
+    if verify.DEBIAN in checks:
         for ref in refs:
             check_image(ref, m, outcome, echo, pull=pull, docker_args=docker_args)
-    if "cpython" in checks:
+    if verify.CPYTHON in checks:
         check_cpython(m, outcome, echo, apt_lines=apt_lines, python_org=python_org)
     if outcome.errors:
         echo(f"check: could not look ({len(outcome.errors)}): " + "; ".join(outcome.errors))

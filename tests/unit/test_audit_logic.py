@@ -239,7 +239,7 @@ def test_offline_source_drops_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
 def report_with_findings() -> audit.ImageReport:
     report = audit.ImageReport(image="pybase-audit-test:x",
                                tags=["pybase-audit-test:x", "pybase-audit-test:3.13-dev"],
-                               checks=["python", "os"], seconds=1.0)
+                               checks=["python", "debian"], seconds=1.0)
     report.python = audit.PythonResult(source="offline", audited=["pip==23.2"], findings=[
         audit.PythonFinding("pip", "23.2", "PYSEC-2023-228", ["CVE-2023-5752"], ["23.3"], "hg",
                             ["/opt/venv/lib/python3.13/site-packages/pip-23.2.dist-info"],
@@ -315,7 +315,7 @@ def test_invalid_exceptions_file_fails_even_without_images(tmp_path: Path) -> No
     path.write_text("ignore:\n  - id: PYSEC-2023-228\n    reason: ''\n    expires: 2027-01-31\n")
     lines: list[str] = []
     status, reports = audit.run([], audit.SourceChoice(), path,
-                                audit.Options(checks=("os",), report_dir=tmp_path),
+                                audit.Options(checks=("debian",), report_dir=tmp_path),
                                 today=TODAY, echo=lines.append)
     assert (status, reports) == (2, [])
     assert f"{path}:3: entry 'PYSEC-2023-228': reason" in "\n".join(lines)

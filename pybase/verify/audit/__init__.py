@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from pybase import verify
 from pybase.build import inventory, sbom
 from pybase.core import paths
 from pybase.infra import engine
@@ -88,7 +89,7 @@ __all__ = [
 
 REPORTS = paths.REPORTS
 IGNORE_FILE = paths.REPO / "images" / "audit-ignore.yaml"
-CHECKS = ("python", "os")
+CHECKS = (verify.PYTHON, verify.DEBIAN)
 
 
 @dataclass(frozen=True)
@@ -117,17 +118,17 @@ def audit_image(ref: str, source: VulnerabilitySource | None, options: Options =
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         # The apt check waits on the network; the Python side runs meanwhile.
-        apt = pool.submit(debian_check, ref, options.docker_args) if "os" in options.checks \
+        apt = pool.submit(debian_check, ref, options.docker_args) if verify.DEBIAN in options.checks \
             else None
         inv: inventory.Inventory | None = None
-        if "python" in options.checks or options.sbom:
+        if verify.PYTHON in options.checks or options.sbom:
             try:
                 inv = inventory.inventory(ref)
             except inventory.InventoryError as exc:
                 report.errors.append(f"inventory: {exc}")
-        if "python" in options.checks and source is None:
+        if verify.PYTHON in options.checks and source is None:
             report.errors.append(f"python: {source_error or 'no vulnerability source was given'}")
-        elif "python" in options.checks and inv is not None and source is not None:
+        elif verify.PYTHON in options.checks and inv is not None and source is not None:
             try:
                 report.python = python_check(inv, source)
             except AuditError as exc:
@@ -162,7 +163,7 @@ def run(refs: Sequence[str], choice: SourceChoice, ignore_file: Path = IGNORE_FI
     with contextlib.ExitStack() as stack:
         source: VulnerabilitySource | None = None
         source_error: str | None = None
-        if "python" in options.checks:
+        if verify.PYTHON in options.checks:
             try:
                 source = stack.enter_context(vulnerability_source(choice))
             except AuditError as exc:

@@ -1,0 +1,20 @@
+"""images.build_args: the one list of build arguments, against what the Dockerfile declares."""
+
+from __future__ import annotations
+
+import re
+
+from pybase.build import images
+from pybase.core import matrix
+
+
+def test_build_args_are_exactly_the_arguments_the_dockerfile_needs() -> None:
+    text = (images.CONTEXT / "Dockerfile").read_text(encoding="utf-8")
+    declared = re.findall(r"^ARG (\w+)(=?)", text, re.MULTILINE)
+    without_default = {name for name, eq in declared if not eq}
+    target = matrix.load().targets()[0]
+    flags = images.build_args(target, "runtime", digest="sha256:x", os_upgrade_stamp="s",
+                              build_date="2026-12-01", revision="r")
+    given = {flag.split("=", 1)[0] for flag in flags[1::2]}
+    assert flags[::2] == ["--build-arg"] * len(given)
+    assert without_default <= given <= {name for name, _ in declared}
