@@ -66,7 +66,7 @@ def test(session: nox.Session) -> None:
 
 @nox.session
 def audit(session: nox.Session) -> None:
-    """pip-audit (offline with $PYBASE_ADVISORY_DB), pending Debian fixes and an SBOM for every
+    """pip-audit (offline with $PYTHON_BASE_ADVISORY_DB), pending Debian fixes and an SBOM for every
     built image; reports in reports/audit/ and reports/sbom/."""
     install(session, "audit")
     session.run("pybase", "audit", *session.posargs)

@@ -13,7 +13,7 @@ from typing import get_args
 
 from pybase import bench, gitlab, upstream, verify
 from pybase.build import images, sbom
-from pybase.core import matrix, tags
+from pybase.core import matrix, settings, tags
 from pybase.core.errors import PybaseError
 from pybase.infra import engine, host, local_registry, registry
 from pybase.publish import candidates, publisher
@@ -170,7 +170,7 @@ def cmd_candidate(args: argparse.Namespace) -> int:
         repository = candidates.candidate_repository(target.repository)
     with registry.Session(repository, registry.credentials_from_env(os.environ)) as session:
         if args.action == "push":
-            pipeline = args.pipeline or os.environ.get("CI_PIPELINE_ID") or "local"
+            pipeline = args.pipeline or settings.get(settings.GITLAB_PIPELINE_ID) or "local"
             candidates.push(session, refs, pipeline)
         else:
             candidates.pull(session, candidates.load(refs))
@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "audit", help="pip-audit, pending Debian fixes and SBOM for every built image"))
     aud.add_argument("--advisory-db", type=Path, metavar="PATH",
                      help="offline: an OSV database (dir, .zip, .tar.gz); default "
-                          f"${audit.ADVISORY_DB_ENV} if set, else online")
+                          f"${settings.ADVISORY_DB} if set, else online")
     aud.add_argument("--service", choices=["pypi", "osv"],
                      help="online vulnerability service for pip-audit (default: pypi)")
     aud.add_argument("--osv-url", metavar="URL", help="an OSV /v1/query endpoint (online)")
@@ -298,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--image", action="append", metavar="REF", help=argparse.SUPPRESS)
         p.add_argument("--local", action="store_true",
                        help="use (and start if needed) Debian's docker-registry on 127.0.0.1 "
-                            f"with its data under the cache directory; port ${local_registry.PORT_ENV}")
+                            f"with its data under the cache directory; port ${settings.LOCAL_REGISTRY_PORT}")
         return p
 
     pub = with_target(sub.add_parser(

@@ -24,7 +24,7 @@ from conftest import Image, PendingFix, default_runtime_image, docker, write_apt
 
 from pybase import cli
 from pybase.build import sbom
-from pybase.core import paths
+from pybase.core import paths, settings
 from pybase.infra import engine
 from pybase.verify import audit
 
@@ -203,7 +203,8 @@ def free_port() -> int:
 def test_unreachable_service_fails_the_audit(base: Image, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.delenv(audit.ADVISORY_DB_ENV, raising=False)
+    monkeypatch.delenv(settings.ADVISORY_DB, raising=False)
+    monkeypatch.delenv(settings.ADVISORY_DB_FORMER, raising=False)
     url = f"http://127.0.0.1:{free_port()}/v1/query"
     status = cli.main(["audit", "--image", base.ref, "--osv-url", url, "--check", "python",
                        "--no-sbom", "--report-dir", str(tmp_path)])

@@ -22,7 +22,7 @@ import bcrypt
 import pytest
 from conftest import MATRIX, Image, docker
 
-from pybase.core import paths, tags
+from pybase.core import paths, settings, tags
 from pybase.infra import engine, local_registry, registry
 from pybase.publish import publisher
 from pybase.verify import gates
@@ -266,7 +266,7 @@ def auth_world(world: World) -> Iterator[tuple[World, registry.Credentials]]:
     htpasswd.write_text("publisher:" + bcrypt.hashpw(password.encode(),
                                                        bcrypt.gensalt(rounds=5)).decode() + "\n")
     world.server = local_registry.start(world.server.directory, free_port_of(world), htpasswd)
-    yield world, registry.Credentials("publisher", password, registry.USER_ENV)
+    yield world, registry.Credentials("publisher", password, settings.REGISTRY_USER)
 
 
 def test_wrong_credentials_fail_clearly_and_push_nothing(

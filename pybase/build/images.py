@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -11,12 +10,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pybase.build import sbom
-from pybase.core import label, paths, tags
+from pybase.core import label, paths, settings, tags
 from pybase.core.matrix import Matrix, Target
 from pybase.infra import engine
 
 CONTEXT = paths.REPO / "images" / "python-base"
-OS_UPGRADE_STAMP_ENV = "PYTHON_BASE_OS_UPGRADE_STAMP"
 
 
 @dataclass(frozen=True)
@@ -95,17 +93,17 @@ def build(matrix: Matrix, target: Target, variant: str, build_date: date | None 
         # The OS upgrade runs once per build day; a scheduled run passes its own stamp to take
         # the fixes of today.
         *build_args(target, variant, digest=digest,
-                    os_upgrade_stamp=os.environ.get(OS_UPGRADE_STAMP_ENV) or stamp,
+                    os_upgrade_stamp=settings.get(settings.OS_UPGRADE_STAMP) or stamp,
                     build_date=build_date.isoformat(), revision=revision),
     ]
     for key, value in labels.items():
         args += ["--label", f"{key}={value}"]
     for tag in all_tags:
         args += ["-t", f"{matrix.image.name}:{tag}"]
-    site_ca = os.environ.get("PYTHON_BASE_BUILD_CA")
+    site_ca = settings.get(settings.BUILD_CA)
     if site_ca:
         if not Path(site_ca).is_file():
-            raise engine.EngineError(f"PYTHON_BASE_BUILD_CA={site_ca}: no such file")
+            raise engine.EngineError(f"{settings.BUILD_CA}={site_ca}: no such file")
         args += ["--secret", f"id=build-ca,src={site_ca}"]
     engine.docker(*args, capture=quiet)
     # The SBOM describes exactly this image and ships inside it (one more layer, same tags).

@@ -3,17 +3,17 @@ working directory, so commands work from any directory."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from pybase.core import settings
 
 REPO = Path(__file__).resolve().parents[2]
 REPORTS = REPO / "reports"
-CACHE_ENV = "PYTHON_BASE_CACHE"
 
 
 def cache() -> Path:
     """Heavy results kept between runs (sources, tools, the local registry's data)."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "python-base")
+    return Path(settings.get(settings.CACHE) or Path.home() / ".cache" / "python-base")
 
 
 def cache_dir() -> Path:

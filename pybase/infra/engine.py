@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pybase.core import settings
 from pybase.core.errors import PybaseError
 
 MINIMUM_VERSION = (20, 10)
@@ -31,7 +32,6 @@ PODMAN_MINIMUM_VERSION = (4, 3)  # Debian 12's; `podman healthcheck run`, keep-i
 DOCKERD_LOG = Path("/var/log/python-base-dockerd.log")
 DOCKERD_PID = Path("/run/python-base-dockerd.pid")
 DEBIAN_CLI = "/usr/bin/docker"
-ENGINE_ENV = "PYTHON_BASE_ENGINE"
 ENGINES = ("docker", "podman")
 
 
@@ -88,9 +88,9 @@ def run(
 
 def chosen() -> str:
     """The engine named by PYTHON_BASE_ENGINE (default docker); anything else is refused."""
-    name = os.environ.get(ENGINE_ENV) or "docker"
+    name = settings.get(settings.ENGINE) or "docker"
     if name not in ENGINES:
-        raise EngineError(f"{ENGINE_ENV}={name}: not supported; supported: " + ", ".join(ENGINES))
+        raise EngineError(f"{settings.ENGINE}={name}: not supported; supported: " + ", ".join(ENGINES))
     return name
 
 
@@ -105,11 +105,11 @@ def client() -> str:
     if chosen() == "podman":
         podman = shutil.which("podman")
         if podman is None:
-            raise EngineError(f"{ENGINE_ENV}=podman but the podman CLI is not installed; on "
+            raise EngineError(f"{settings.ENGINE}=podman but the podman CLI is not installed; on "
                               "Debian: apt-get install podman uidmap slirp4netns fuse-overlayfs")
         return podman
-    if os.environ.get("PYTHON_BASE_DOCKER"):
-        return os.environ["PYTHON_BASE_DOCKER"]
+    if settings.get(settings.DOCKER):
+        return os.environ[settings.DOCKER]
     first = shutil.which("docker")
     if first is None:
         if Path(DEBIAN_CLI).is_file():
@@ -138,8 +138,8 @@ def docker(
     if args[:1] == ("build",) and chosen() == "podman":
         # Our Dockerfiles are written for Engine 20.10's BuildKit (secret and cache mounts, its
         # cache semantics, `--progress`): one builder, so that what CI tests is what ships.
-        raise EngineError(f"`{what}` with {ENGINE_ENV}=podman: images are built with Docker "
-                          f"only (BuildKit); unset {ENGINE_ENV} for `pybase build`/`bootstrap`")
+        raise EngineError(f"`{what}` with {settings.ENGINE}=podman: images are built with Docker "
+                          f"only (BuildKit); unset {settings.ENGINE} for `pybase build`/`bootstrap`")
     return run([client(), *args], what=what, timeout=timeout, check=check, capture=capture,
                env={**os.environ, "DOCKER_BUILDKIT": "1", **(env or {})}, error=EngineError)
 
@@ -165,12 +165,12 @@ def require() -> tuple[int, int]:
         client()  # a podman that is not installed says so, and what to install
         version = server_version()
         if version is None:
-            raise EngineError(f"{ENGINE_ENV}=podman: `podman version` does not answer")
+            raise EngineError(f"{settings.ENGINE}=podman: `podman version` does not answer")
         if version < PODMAN_MINIMUM_VERSION:
             raise EngineError(f"podman is {version[0]}.{version[1]}; need ≥ 4.3")
         return version
     version = server_version()
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    where = settings.get(settings.DOCKER_HOST) or "unix:///var/run/docker.sock"
     if version is None:
         raise EngineError(
             f"no Docker Engine answers at {where}. Start one with `nox -s engine` "
@@ -188,7 +188,7 @@ def ensure_running(wait_seconds: float = 60) -> tuple[int, int]:
     version = server_version()
     if version is not None or chosen() == "podman":
         return require()  # podman needs no daemon: installed or not, there is nothing to start
-    if "DOCKER_HOST" in os.environ:
+    if settings.get(settings.DOCKER_HOST):
         return require()  # a remote engine was asked for: starting a local one would be wrong
     from pybase.infra import host  # host runs its programs through this module
 

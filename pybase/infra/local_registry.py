@@ -18,13 +18,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from pybase.core import paths
+from pybase.core import paths, settings
 from pybase.core.errors import PybaseError
 from pybase.infra import host
 
 DEFAULT_PORT = 5000
-PORT_ENV = "PYTHON_BASE_LOCAL_REGISTRY_PORT"
-DIR_ENV = "PYTHON_BASE_LOCAL_REGISTRY_DIR"
 
 
 class LocalRegistryError(PybaseError):
@@ -58,10 +56,10 @@ class LocalRegistry:
 def configured() -> tuple[Path, int]:
     """(directory, port) of the --local registry: $PYTHON_BASE_LOCAL_REGISTRY_DIR (default
     <cache>/registry) and $PYTHON_BASE_LOCAL_REGISTRY_PORT (default 5000)."""
-    directory = Path(os.environ.get(DIR_ENV) or paths.cache() / "registry")
-    raw = os.environ.get(PORT_ENV) or str(DEFAULT_PORT)
+    directory = Path(settings.get(settings.LOCAL_REGISTRY_DIR) or paths.cache() / "registry")
+    raw = settings.get(settings.LOCAL_REGISTRY_PORT) or str(DEFAULT_PORT)
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise LocalRegistryError(f"{PORT_ENV}={raw!r}: expected a TCP port number (1-65535)")
+        raise LocalRegistryError(f"{settings.LOCAL_REGISTRY_PORT}={raw!r}: expected a TCP port number (1-65535)")
     return directory, int(raw)
 
 
@@ -105,7 +103,7 @@ def start(directory: Path, port: int, htpasswd: Path | None = None,
     address = f"127.0.0.1:{port}"
     if answers(address):
         raise LocalRegistryError(f"something already answers at {address}; choose another port "
-                                 f"with {PORT_ENV}")
+                                 f"with {settings.LOCAL_REGISTRY_PORT}")
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     config = directory / "config.yml"

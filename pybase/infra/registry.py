@@ -29,13 +29,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from pybase.core import settings
 from pybase.core.errors import PybaseError
 from pybase.infra import engine, host
 
-REGISTRY_ENV = "PYTHON_BASE_REGISTRY"
-USER_ENV, PASSWORD_ENV = "PYTHON_BASE_REGISTRY_USER", "PYTHON_BASE_REGISTRY_PASSWORD"
-GITLAB_IMAGE_ENV = "CI_REGISTRY_IMAGE"
-GITLAB_USER_ENV, GITLAB_PASSWORD_ENV = "CI_REGISTRY_USER", "CI_REGISTRY_PASSWORD"
 COMMAND_TIMEOUT = 900.0
 
 # Failures worth another try: the registry or the network hiccuped. Anything else (refused
@@ -69,8 +66,8 @@ class Credentials:
 
 def credentials_from_env(environ: Mapping[str, str]) -> Credentials | None:
     """PYTHON_BASE_REGISTRY_USER/_PASSWORD, else GitLab's CI_REGISTRY_USER/_PASSWORD, else none."""
-    for user_var, password_var in ((USER_ENV, PASSWORD_ENV),
-                                   (GITLAB_USER_ENV, GITLAB_PASSWORD_ENV)):
+    for user_var, password_var in ((settings.REGISTRY_USER, settings.REGISTRY_PASSWORD),
+                                   (settings.GITLAB_REGISTRY_USER, settings.GITLAB_REGISTRY_PASSWORD)):
         user, password = environ.get(user_var), environ.get(password_var)
         if user and password:
             return Credentials(user, password, user_var)
@@ -113,10 +110,10 @@ def resolve_repository(default_registry: str, image_name: str,
                        environ: Mapping[str, str]) -> Repository:
     """PYTHON_BASE_REGISTRY (+ image name) wins; in GitLab, CI_REGISTRY_IMAGE is the
     repository itself; else versions.yaml's image.registry (+ image name)."""
-    if environ.get(REGISTRY_ENV):
-        return _checked(f"{environ[REGISTRY_ENV].rstrip('/')}/{image_name}", REGISTRY_ENV)
-    if environ.get(GITLAB_IMAGE_ENV):
-        return _checked(environ[GITLAB_IMAGE_ENV].rstrip("/"), GITLAB_IMAGE_ENV)
+    if environ.get(settings.REGISTRY):
+        return _checked(f"{environ[settings.REGISTRY].rstrip('/')}/{image_name}", settings.REGISTRY)
+    if environ.get(settings.GITLAB_REGISTRY_IMAGE):
+        return _checked(environ[settings.GITLAB_REGISTRY_IMAGE].rstrip("/"), settings.GITLAB_REGISTRY_IMAGE)
     return _checked(f"{default_registry.rstrip('/')}/{image_name}", "versions.yaml image.registry")
 
 
@@ -223,7 +220,7 @@ class Session:
     def _auth_message(self, what: str, message: str) -> str:
         if self.credentials is None:
             return (f"registry {self.repository.host} wants credentials for {what}: set "
-                    f"{USER_ENV} and {PASSWORD_ENV} (in GitLab CI_REGISTRY_USER/_PASSWORD)")
+                    f"{settings.REGISTRY_USER} and {settings.REGISTRY_PASSWORD} (in GitLab CI_REGISTRY_USER/_PASSWORD)")
         return (f"registry {self.repository.host} refused the credentials of "
                 f"{self.credentials} for {what}: {message}")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import os
 import re
 import shutil
 import tempfile
@@ -15,7 +14,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pybase.core import paths
+from pybase.core import paths, settings
 from pybase.core.matrix import PythonEntry
 from pybase.upstream import UpstreamError, debian_archive
 
@@ -35,8 +34,8 @@ def source_tarball(entry: PythonEntry, source_dir: Path | None = None) -> Path:
     """
     name = f"Python-{entry.version}.tar.xz"
     tried: list[str] = []
-    local_dir = source_dir or (Path(os.environ["PYTHON_BASE_SOURCE_DIR"])
-                               if os.environ.get("PYTHON_BASE_SOURCE_DIR") else None)
+    configured = settings.get(settings.SOURCE_DIR)
+    local_dir = source_dir or (Path(configured) if configured else None)
     if local_dir is not None:
         debian_name = f"python{entry.minor}_{entry.version}.orig.tar.xz"
         for candidate in (local_dir / name, local_dir / debian_name):

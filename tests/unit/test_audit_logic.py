@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pybase.build import inventory, sbom
-from pybase.core import paths
+from pybase.core import paths, settings
 from pybase.verify import audit
 from pybase.verify.audit import debian as audit_debian
 from pybase.verify.audit import report as audit_report
@@ -203,7 +203,7 @@ def test_anything_not_audited_is_an_error(answer: Any, expected: str) -> None:
 
 def test_source_choice_precedence() -> None:
     db = Path("/srv/osv.tar.gz")
-    env = {audit.ADVISORY_DB_ENV: "/env/osv.tar.gz"}
+    env = {settings.ADVISORY_DB: "/env/osv.tar.gz"}
     assert audit.choose_source(db, None, None, env) == audit.SourceChoice(advisory_db=db)
     assert audit.choose_source(None, None, None, env).advisory_db == Path("/env/osv.tar.gz")
     assert audit.choose_source(None, None, None, {}) == audit.SourceChoice(service="pypi")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pybase.core import settings
 from pybase.infra import engine
 
 
@@ -81,7 +82,7 @@ def fake_podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
                        '[ "$1" = version ] && echo "${FAKE_PODMAN_VERSION:-4.3.1}"\nexit 0\n')
     program.chmod(0o755)
     monkeypatch.setenv("PATH", f"{program.parent}:{os.environ['PATH']}")
-    monkeypatch.setenv(engine.ENGINE_ENV, "podman")
+    monkeypatch.setenv(settings.ENGINE, "podman")
     engine.client.cache_clear()
     yield log
     engine.client.cache_clear()
@@ -119,7 +120,7 @@ def test_building_our_images_needs_docker(fake_podman: Path) -> None:
 def test_podman_chosen_but_missing_says_what_to_install(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv(engine.ENGINE_ENV, "podman")
+    monkeypatch.setenv(settings.ENGINE, "podman")
     engine.client.cache_clear()
     try:
         with pytest.raises(engine.EngineError, match="podman CLI is not installed.*uidmap"):
@@ -130,7 +131,7 @@ def test_podman_chosen_but_missing_says_what_to_install(tmp_path: Path,
 
 def test_an_unknown_engine_is_refused_naming_the_supported_ones(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(engine.ENGINE_ENV, "containerd")
+    monkeypatch.setenv(settings.ENGINE, "containerd")
     engine.client.cache_clear()
     try:
         with pytest.raises(engine.EngineError,

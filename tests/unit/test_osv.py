@@ -2,7 +2,8 @@
 
 tests/unit/data/osv holds invented records (ids PYBASE-TEST-*, see its README) in the PyPA
 database's layout; inline records cover the rest of the range semantics. The one test that
-loads a real advisory snapshot runs only when $PYBASE_ADVISORY_DB names one.
+loads a real advisory snapshot runs only when $PYTHON_BASE_ADVISORY_DB (or its former name,
+$PYBASE_ADVISORY_DB) names one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from pybase.verify.audit import ADVISORY_DB_ENV
+from pybase.core import settings
 from pybase.verify.osv import OsvDatabase, OsvError, fix_versions, load_database
 from pybase.verify.osv_server import serve
 
@@ -41,11 +42,12 @@ def db() -> OsvDatabase:
 def full_db() -> OsvDatabase:
     # Real data is the machine's to provide (.ci/run sets the variable when it has a snapshot);
     # a variable naming a file that is not there is a mistake, not a reason to skip.
-    value = os.environ.get(ADVISORY_DB_ENV)
-    if not value:
-        pytest.skip(f"${ADVISORY_DB_ENV} is not set: no real advisory snapshot to load")
+    configured = settings.advisory_db()
+    if configured is None:
+        pytest.skip(f"${settings.ADVISORY_DB} is not set: no real advisory snapshot to load")
+    name, value = configured
     if not Path(value).exists():
-        pytest.fail(f"${ADVISORY_DB_ENV}={value}: no such file or directory", pytrace=False)
+        pytest.fail(f"${name}={value}: no such file or directory", pytrace=False)
     return load_database(Path(value))
 
 

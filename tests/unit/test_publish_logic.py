@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pybase.core import settings
 from pybase.infra import registry
 from pybase.publish import content
 from pybase.verify import gates
@@ -56,7 +57,7 @@ def test_credentials_come_in_pairs_and_never_show_the_password() -> None:
 
 
 def test_session_auth_file_is_private_and_removed(tmp_path: Path) -> None:
-    creds = registry.Credentials("u", "p@ss", registry.USER_ENV)
+    creds = registry.Credentials("u", "p@ss", settings.REGISTRY_USER)
     with registry.Session(registry.Repository("127.0.0.1:5000/p/x"), creds) as session:
         path = session.auth_file
         assert path.stat().st_mode & 0o777 == 0o600

@@ -6,7 +6,7 @@ failed audit, never a clean one):
 * Python: every distribution of the system interpreter (/usr/local), the app venv (/opt/venv) and
   any other dist-info found in the image (pybase.build.inventory) goes to `pip-audit --strict
   --no-deps --disable-pip` as name==version. Vulnerability data comes from an offline OSV
-  snapshot (`--advisory-db PATH` or $PYBASE_ADVISORY_DB, served on 127.0.0.1 by
+  snapshot (`--advisory-db PATH` or $PYTHON_BASE_ADVISORY_DB, served on 127.0.0.1 by
   pybase.verify.osv_server) or from an online service (`--service pypi|osv`). Every requested
   package must come back audited; a skip or an unreachable service is an error.
 * Debian: `apt-get update` inside the image (as root), then `apt-cache policy` for every installed
@@ -70,7 +70,6 @@ from pybase.verify.audit.report import (
     write_report,
 )
 from pybase.verify.audit.source import (
-    ADVISORY_DB_ENV,
     SourceChoice,
     VulnerabilitySource,
     choose_source,
@@ -79,7 +78,7 @@ from pybase.verify.audit.source import (
 from pybase.verify.audit_ignore import AuditIgnoreError, IgnoreFile, load_ignores
 
 __all__ = [
-    "ADVISORY_DB_ENV", "APT_TIMEOUT", "CHECKS", "IGNORE_FILE", "PIP_AUDIT_TIMEOUT", "REPORTS",
+    "APT_TIMEOUT", "CHECKS", "IGNORE_FILE", "PIP_AUDIT_TIMEOUT", "REPORTS",
     "AuditError", "DebianFinding", "DebianNotice", "DebianResult", "Ignored", "ImageReport",
     "Options", "PackagePolicy", "PythonFinding", "PythonResult", "SourceChoice",
     "VulnerabilitySource", "apply_ignores", "audit_image", "choose_source", "debian_check",

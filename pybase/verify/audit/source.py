@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from pybase.core import settings
 from pybase.verify import osv, osv_server
 from pybase.verify.audit.report import AuditError
 
-ADVISORY_DB_ENV = "PYBASE_ADVISORY_DB"
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
 
 
@@ -32,7 +32,7 @@ class SourceChoice:
 
 def choose_source(advisory_db: Path | None, service: str | None, osv_url: str | None,
                   environ: dict[str, str] | None = None) -> SourceChoice:
-    """--advisory-db wins; an explicit --service/--osv-url means online; then $PYBASE_ADVISORY_DB;
+    """--advisory-db wins; an explicit --service/--osv-url means online; then $PYTHON_BASE_ADVISORY_DB;
     then the online PyPI service."""
     if advisory_db is not None:
         if service is not None or osv_url is not None:
@@ -45,9 +45,9 @@ def choose_source(advisory_db: Path | None, service: str | None, osv_url: str | 
         return SourceChoice(service="osv", osv_url=osv_url)
     if service is not None:
         return SourceChoice(service=service)
-    env_db = (environ if environ is not None else dict(os.environ)).get(ADVISORY_DB_ENV)
-    if env_db:
-        return SourceChoice(advisory_db=Path(env_db))
+    configured = settings.advisory_db(environ)
+    if configured:
+        return SourceChoice(advisory_db=Path(configured[1]))
     return SourceChoice(service="pypi")
 
 
