@@ -11,18 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
-from pybase import bench, gitlab, upstream, verify
+from pybase import bench, gitlab, verify
 from pybase.build import images, sbom
 from pybase.core import matrix, settings, tags
 from pybase.core.errors import PybaseError
 from pybase.infra import engine, host, local_registry, registry
-from pybase.publish import candidates, publisher
-from pybase.upstream import (
-    cpython_build,
-    cpython_releases,
-    debian_base,
-    payload,
-)
+from pybase.publish import Status, candidates, publisher, records
+from pybase.upstream import bootstrap, cpython_releases
 from pybase.verify import audit, check
 
 
@@ -41,32 +36,8 @@ def cmd_host(args: argparse.Namespace) -> None:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> None:
-    m = matrix.load()
-    targets = _targets(args)
-    engine.require()
-    optimize = m.cpython.optimize if args.optimize is None else args.optimize
-    # Measured before anything is made again: the images built on today's bases.
-    stale = payload.stale_bases(m, targets)
-    outcomes: list[upstream.Outcome] = []
-    for release in dict.fromkeys(t.release for t in targets):
-        outcomes.append(debian_base.build_debian(release, refresh=args.refresh,
-                                                 reason=stale.get(release, "")))
-        _report(outcomes[-1])
-    for target in targets:
-        outcomes.append(cpython_build.build_tree(target, optimize=optimize,
-                                                 force=args.recompile))
-        _report(outcomes[-1])
-        outcomes.append(cpython_build.assemble(target, optimize=optimize))
-        _report(outcomes[-1])
-    made = [o for o in outcomes if not o.reused]
-    print(f"bootstrap: {len(made)} of {len(outcomes)} images made "
-          f"({'PGO+LTO' if optimize else 'no PGO/LTO'}) in {sum(o.seconds for o in outcomes):.0f} s")
-
-
-def _report(outcome: upstream.Outcome) -> None:
-    verb = "reused" if outcome.reused else "made"
-    print(f"bootstrap: {verb} {outcome.image} in {outcome.seconds:.1f} s ({outcome.why})",
-          flush=True)
+    bootstrap.run(matrix.load(), _targets(args), refresh=args.refresh, recompile=args.recompile,
+                  optimize=args.optimize, echo=lambda line: print(line, flush=True))
 
 
 def cmd_build(args: argparse.Namespace) -> None:
@@ -148,17 +119,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
         if args.rollback:
             pub.rollback(args.rollback)
             return 0
-        sources: dict[str, str] = {}
-        if args.from_candidates:
-            sources = {r.image: r.source for r in candidates.load(refs)}
-        chosen = [publisher.Candidate(tags.local_ref(m, t, v), t, v,
-                                      sources.get(tags.local_ref(m, t, v)))
-                  for t in _targets(args) for v in (args.variant or m.variants)]
-        outcomes = pub.publish(chosen)
-    counts = {s: sum(1 for o in outcomes if o.status == s) for s in ("published", "unchanged")}
+        sources = ({r.image: r.source for r in candidates.load(refs)}
+                   if args.from_candidates else {})
+        outcomes = pub.publish(publisher.selection(m, _targets(args), args.variant or m.variants,
+                                                   sources))
+    counts = {s: sum(1 for o in outcomes if o.status == s) for s in Status}
     print(f"publish: {len(outcomes)} images to {session.repository.name}: "
-          f"{counts['published']} published, {counts['unchanged']} unchanged; record "
-          f"{publisher.RECORDS / 'manifest.json'}")
+          f"{counts[Status.PUBLISHED]} published, {counts[Status.UNCHANGED]} unchanged; record "
+          f"{records.RECORDS / 'manifest.json'}")
     return 0
 
 

@@ -22,6 +22,7 @@ import bcrypt
 import pytest
 from conftest import MATRIX, Image, docker
 
+from pybase import publish
 from pybase.core import paths, settings, tags
 from pybase.infra import engine, local_registry, registry
 from pybase.publish import publisher
@@ -62,7 +63,7 @@ class World:
     def repository(self) -> registry.Repository:
         return registry.Repository(f"{self.server.address}/platform/python-base")
 
-    def image(self, name: str, dockerfile: str) -> publisher.Candidate:
+    def image(self, name: str, dockerfile: str) -> publish.Candidate:
         """Build a test image and give it passing gate records."""
         context = self.work / name
         context.mkdir()
@@ -71,13 +72,13 @@ class World:
         docker("build", "--quiet", "-t", ref, str(context))
         self.images.append(ref)
         self.passed(ref)
-        return publisher.Candidate(ref, self.base.target, "runtime")
+        return publish.Candidate(ref, self.base.target, "runtime")
 
-    def relabelled(self, name: str, source: publisher.Candidate) -> publisher.Candidate:
+    def relabelled(self, name: str, source: publish.Candidate) -> publish.Candidate:
         """The same content, another image ID: what a rebuild on a later commit gives."""
         return self.image(name, f"FROM {source.ref}\nLABEL org.opencontainers.image.revision={name}\n")
 
-    def probe(self, name: str, version: str) -> publisher.Candidate:
+    def probe(self, name: str, version: str) -> publish.Candidate:
         return self.image(name, PROBE.replace("{version}", version))
 
     def passed(self, ref: str) -> None:
@@ -90,10 +91,10 @@ class World:
         audit.write_text(json.dumps({"status": "passed", "image_id": image_id}))
 
     def new_publisher(self, session: registry.Session, **kwargs: object) -> publisher.Publisher:
-        return publisher.Publisher(MATRIX, session, records=self.work / "publish",
+        return publisher.Publisher(MATRIX, session, record_dir=self.work / "publish",
                                  **kwargs)  # type: ignore[arg-type]
 
-    def publish(self, *candidates: publisher.Candidate, **kwargs: object) -> list[publisher.Outcome]:
+    def publish(self, *candidates: publish.Candidate, **kwargs: object) -> list[publish.Outcome]:
         with registry.Session(self.repository, None, QUICK_RETRY) as session:
             return self.new_publisher(session, **kwargs).publish(
                 candidates, self.work / "test-records", self.work / "audit-records")
@@ -123,16 +124,16 @@ def world(runtime_image: Image) -> Iterator[World]:
                 docker("image", "rm", "-f", ref, check=False)
 
 
-def rolling(candidate: publisher.Candidate) -> list[str]:
+def rolling(candidate: publish.Candidate) -> list[str]:
     built = engine.inspect(candidate.ref)
     assert built is not None
-    day = publisher._build_date(built.labels, candidate.ref)
+    day = publisher.build_date(built.labels, candidate.ref)
     return tags.tags_for(MATRIX, candidate.target, candidate.variant, day)[1:]
 
 
 def test_first_publish_then_unchanged_rebuild_is_a_noop(world: World,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    first = world.relabelled("v1", publisher.Candidate(world.base.ref, world.base.target, "runtime"))
+    first = world.relabelled("v1", publish.Candidate(world.base.ref, world.base.target, "runtime"))
     [outcome] = world.publish(first)
     assert outcome.status == "published" and outcome.previous_digest is None
     assert world.digest(outcome.immutable_tag) == outcome.digest
@@ -159,7 +160,8 @@ def test_changed_content_gets_a_new_immutable_tag_and_a_changelog(world: World) 
     assert two.status == "published" and two.previous_digest == one.digest
     # The same build day: the dated tag is taken, so the next serial is used, never overwritten.
     assert two.immutable_tag != one.immutable_tag
-    assert tags.parse_immutable(MATRIX, two.immutable_tag)[3] == 1  # type: ignore[index]
+    parsed = tags.parse_immutable(MATRIX, two.immutable_tag)
+    assert parsed is not None and parsed.serial == 1
     assert world.digest(one.immutable_tag) == one.digest
     for tag in rolling(v2):
         assert world.digest(tag) == two.digest
@@ -223,7 +225,7 @@ def test_gates_refuse_untested_or_rebuilt_images(world: World) -> None:
     untested = world.probe("g2", "1.0")
     (world.work / "test-records" / f"{paths.report_name(untested.ref)}.json").write_text(
         json.dumps({"outcome": "passed", "image_id": "sha256:" + "0" * 64}))
-    with pytest.raises(publisher.PublishError) as refused:
+    with pytest.raises(publish.PublishError) as refused:
         world.publish(tested, untested)
     message = str(refused.value)
     assert f"{tested.ref}: no audit record" in message

@@ -11,6 +11,7 @@ Variants append `-build` / `-dev` to each (`latest` becomes `build` / `dev`).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from pybase.core.matrix import Matrix, Target
@@ -28,15 +29,25 @@ def immutable_tag(target: Target, variant: str, build_date: date, date_format: s
     return f"{target.key}-{build_date.strftime(date_format)}{same_day}{suffix(variant)}"
 
 
-def parse_immutable(matrix: Matrix, tag: str) -> tuple[Target, str, date, int] | None:
-    """(target, variant, build date, serial) of an immutable tag of any declared entry."""
+@dataclass(frozen=True)
+class ImmutableTag:
+    """An immutable tag read back: `3.13.15-bookworm-20261121.1-build`."""
+
+    target: Target
+    variant: str
+    built_on: date
+    serial: int  # the same-day serial: 0 for the first image of the day, then .1, .2, ...
+
+
+def parse_immutable(matrix: Matrix, tag: str) -> ImmutableTag | None:
+    """The immutable tag `tag` of any declared entry, parsed; None for any other tag."""
     for target in matrix.targets(include_all=True):
         for variant in matrix.variants:
             found = re.fullmatch(rf"{re.escape(target.key)}-(\d{{8}})(?:\.(\d+))?"
                                  rf"{re.escape(suffix(variant))}", tag)
             if found:
                 built = datetime.strptime(found.group(1), matrix.tags.date_format).date()
-                return target, variant, built, int(found.group(2) or 0)
+                return ImmutableTag(target, variant, built, int(found.group(2) or 0))
     return None
 
 

@@ -50,6 +50,10 @@ class RegistryError(PybaseError):
     """The registry could not be used; the message names it and says what failed."""
 
 
+class RegistryNotFound(RegistryError):
+    """The registry says the repository, tag or manifest does not exist."""
+
+
 class RegistryAuthError(RegistryError):
     """The registry refused the credentials (or wants some)."""
 
@@ -209,9 +213,11 @@ class Session:
             message = _last_error(result.stderr.decode(errors="replace"))
             if _AUTH.search(message):
                 raise RegistryAuthError(self._auth_message(what, message))
-            if _NOT_FOUND.search(message) or not _TRANSIENT.search(message) \
-                    or attempt == len(delays):
-                raise RegistryError(f"registry {self.repository.host}: {what} failed: {message}")
+            failed = f"registry {self.repository.host}: {what} failed: {message}"
+            if _NOT_FOUND.search(message) and "connection" not in message.lower():
+                raise RegistryNotFound(failed)
+            if not _TRANSIENT.search(message) or attempt == len(delays):
+                raise RegistryError(failed)
             self.echo(f"  registry {self.repository.host}: {what}: {message}; retrying in "
                       f"{delays[attempt]:g} s ({attempt + 1}/{len(delays)})")
             time.sleep(delays[attempt])
@@ -231,12 +237,8 @@ class Session:
             result = self._skopeo("list-tags", *self._tls("--tls-verify"), "--authfile",
                                   str(self.auth_file), f"docker://{self.repository.name}",
                                   what="listing tags")
-        except RegistryAuthError:
-            raise
-        except RegistryError as exc:
-            if _NOT_FOUND.search(str(exc)) and "connection" not in str(exc).lower():
-                return []
-            raise
+        except RegistryNotFound:
+            return []
         return [str(t) for t in json.loads(result.stdout).get("Tags") or []]
 
     def manifest(self, reference: str) -> Manifest | None:
@@ -247,12 +249,8 @@ class Session:
             result = self._skopeo("inspect", "--raw", *self._tls("--tls-verify"), "--authfile",
                                   str(self.auth_file), f"docker://{ref}",
                                   what=f"reading the manifest of {ref}")
-        except RegistryAuthError:
-            raise
-        except RegistryError as exc:
-            if _NOT_FOUND.search(str(exc)):
-                return None
-            raise
+        except RegistryNotFound:
+            return None
         return parse_manifest(result.stdout)
 
     def push(self, image_id: str, tag: str) -> str:

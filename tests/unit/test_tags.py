@@ -84,7 +84,7 @@ def test_immutable_tags_parse_back(m: matrix.Matrix, tag: str,
                                    expected: tuple[str, str, int]) -> None:
     found = tags.parse_immutable(m, tag)
     assert found is not None
-    assert (found[0].key, found[1], found[3]) == expected and found[2] == DAY
+    assert (found.target.key, found.variant, found.serial) == expected and found.built_on == DAY
 
 
 @pytest.mark.parametrize("tag", ["3.13.15-bookworm", "3.13", "latest", "3.13.15-bookworm-2026112",
