@@ -58,7 +58,7 @@ def build(session: nox.Session) -> None:
 @nox.session
 def test(session: nox.Session) -> None:
     """Unit tests, then testinfra against every built image; JUnit XML in reports/."""
-    install(session, "test,audit")  # tests/test_audit.py drives pip-audit, debsbom, cyclonedx-py
+    install(session, "test,audit")  # tests/integration/test_audit.py drives pip-audit, debsbom, cyclonedx-py
     # Selectors narrow the matrix; options (`-kEXPR`, `-x`) go to pytest as they are.
     selection = [a if a.startswith("-") else f"--only={a}" for a in session.posargs]
     session.run("pytest", "--junitxml=reports/junit.xml", *selection)

@@ -1,7 +1,7 @@
 """Pure logic of the audit gate and the SBOM merge: parsers, classification, exceptions, reports.
 
 The apt texts are verbatim `LC_ALL=C apt-cache policy` output shapes (mirror addresses replaced);
-the engine-backed behaviour is in tests/test_audit.py.
+the engine-backed behaviour is in tests/integration/test_audit.py.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ def test_cache_bound_check_runs_where_the_cache_is() -> None:
     assert any("-ktest_warm_rebuild_reuses_every_layer" in line
                for line in CONFIG["build"]["script"])
     assert CONFIG["test"]["variables"]["PYTHON_BASE_CANDIDATES_PULLED"] == "1"
-    assert "PYTHON_BASE_CANDIDATES_PULLED" in (gitlab.GITLAB_CI.parent / "tests" / "test_build.py").read_text()
+    assert "PYTHON_BASE_CANDIDATES_PULLED" in (gitlab.GITLAB_CI.parent / "tests" / "image" / "test_build.py").read_text()
 
 
 def _check_job_outcome(tmp_path: Path, status: int) -> tuple[int, str | None]:

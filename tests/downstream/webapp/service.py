@@ -1,4 +1,4 @@
-"""A small downstream web service on python-base (tests/test_downstream.py builds and runs it).
+"""A small downstream web service on python-base (tests/image/test_downstream.py builds and runs it).
 
   GET /healthz      200 {"status": "ok"}: the image's HEALTHCHECK probes it (HEALTHCHECK_PATH)
   GET /             200: the service's name and the bottle version

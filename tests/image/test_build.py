@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import MATRIX, Image, docker
+from support import MATRIX, Image, docker
 
 from pybase.build import images, sbom
 from pybase.infra import engine

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import bcrypt
 import pytest
-from conftest import MATRIX, Image, docker
+from support import MATRIX, Image, docker, free_port
 
 from pybase import publish
 from pybase.core import paths, settings, tags
@@ -43,11 +42,6 @@ USER 10001:10001
 ENV PYBASE_PROBE={version}
 """
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Image
+from support import Image
 
 
 def test_no_setuid_or_setgid_files(root_host: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import APP_UID, Image
+from support import APP_UID, Image
 
 
 def test_image_runs_as_the_numeric_user(image: Image) -> None:

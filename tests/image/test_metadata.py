@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import MATRIX, Image, docker
+from support import MATRIX, Image, docker
 
 from pybase.infra import engine
 

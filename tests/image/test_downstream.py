@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from conftest import APP_UID, MATRIX, Image, docker
+from support import APP_UID, MATRIX, Image, docker
 
 from pybase.core import tags
 from pybase.infra import engine
 
 pytestmark = pytest.mark.image
 
-EXAMPLES = Path(__file__).parent / "downstream"
+EXAMPLES = Path(__file__).resolve().parents[1] / "downstream"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BUILD_TIMEOUT = 900  # seconds: a cold wheels build compiles markupsafe and fetches setuptools
 HEALTHY_TIMEOUT = 60

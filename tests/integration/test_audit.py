@@ -11,7 +11,6 @@ together with every tag and image a test made from it.
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Image, PendingFix, default_runtime_image, docker, write_apt_repository
+from support import (
+    Image,
+    PendingFix,
+    default_runtime_image,
+    docker,
+    free_port,
+    write_apt_repository,
+)
 
 from pybase import cli
 from pybase.build import sbom
@@ -30,7 +36,7 @@ from pybase.verify import audit
 
 pytestmark = pytest.mark.image
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ADVISORY_DB = REPO / "tests" / "unit" / "data" / "osv"
 ADVISORY = "PYBASE-TEST-0001"  # pip before 23.3
 ALIAS = "PYBASE-TEST-ALIAS-0001"
@@ -192,12 +198,6 @@ def test_synthetic_security_suite_is_seen_by_apt(base: Image, tmp_path: Path) ->
     assert [(n.package, n.candidate, n.suite) for n in result.notices] == [
         ("netbase", "99:0-synthetic", f"{codename}-backports")]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port  # closed again: nothing listens there
 
 
 def test_unreachable_service_fails_the_audit(base: Image, tmp_path: Path,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import APP_UID, Image, detached, docker, health, published_port, wait_for
+from support import APP_UID, Image, detached, docker, health, published_port, wait_for
 
 LOCKED_DOWN = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
                "--security-opt", "no-new-privileges")

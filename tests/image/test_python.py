@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Image
+from support import Image
 
 STDLIB = "ssl, sqlite3, ctypes, zlib, bz2, lzma, uuid, decimal, readline, zoneinfo, hashlib, curses"
 

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from conftest import MATRIX, Image, docker
+from support import MATRIX, Image, docker
 
 from pybase.core import label
 from pybase.infra import engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Image
+from support import Image
 
 from pybase.verify import audit
 

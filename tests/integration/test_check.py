@@ -10,14 +10,13 @@ registry on 127.0.0.1 and pulled by `check` itself. Every image and tag made her
 
 from __future__ import annotations
 
-import socket
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PendingFix, default_runtime_image, docker
+from support import PendingFix, default_runtime_image, docker, free_port
 
 from pybase import cli
 from pybase.core import matrix
@@ -58,12 +57,6 @@ USER 10001:10001
 def _base_ref(config: pytest.Config) -> str:
     return default_runtime_image(config).ref
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def test_current_image_has_nothing_due(runtime_image: Any,

@@ -24,7 +24,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import APP_UID, Image, docker, wait_for
+from support import APP_UID, Image, docker, free_port, wait_for
 
 from pybase.infra import engine, host, local_registry
 
@@ -311,11 +310,6 @@ def test_downstream_build(cli: Engine, runtime_image: Image, work: Path) -> None
 # A published tag, pulled from the local registry
 # ---------------------------------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

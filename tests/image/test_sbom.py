@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Image, docker
+from support import Image, docker
 
 from pybase.build import inventory, sbom
 
 pytestmark = pytest.mark.image
 
-FILES = Path(__file__).resolve().parent.parent / "images" / "python-base" / "files"
+FILES = Path(__file__).resolve().parents[2] / "images" / "python-base" / "files"
 OWN_FILES = {"/usr/local/bin/python-base-entrypoint": FILES / "python-base-entrypoint",
              "/usr/local/bin/python-base-healthcheck": FILES / "python-base-healthcheck",
              "/usr/local/lib/python-base/file_secrets.py": FILES / "file_secrets.py"}
