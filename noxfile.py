@@ -3,10 +3,16 @@
     nox -s bootstrap build     set up the engine, the upstream images, then build (the main job)
     nox -s test                unit tests, then every built image verified with testinfra
     nox -s audit               pip-audit, Debian security state, SBOM for every built image
-    nox -s lint                ruff, mypy, hadolint, versions.yaml
+    nox -s lint                ruff, mypy, import layers, hadolint, versions.yaml
     nox -s publish             push what passed test and audit and changed (`-- --local`)
     nox -s check               is a rebuild due? (pending Debian fixes, newer CPython patches)
     nox -s update              write newer verified CPython patch releases into versions.yaml
+    nox -s bench               sizes, start-up, build and test times (`-- --speed`: speed)
+    nox -s engine              start a local Docker Engine (installs docker.io as root)
+    nox -s candidate/pipeline  GitLab: pipeline candidates / the generated entry list
+
+Every session first installs, as root, the Debian packages it runs (pybase/infra/host.py lists
+them per session; not root and something missing: an error naming the packages).
 
 Selectors after `--` narrow the matrix: `nox -s build test -- 3.13-trixie`.
 """
