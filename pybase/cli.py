@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from pybase import bench, gitlab, verify
 from pybase.build import images, sbom
@@ -62,13 +62,16 @@ def cmd_targets(args: argparse.Namespace) -> None:
         print(target.key)
 
 
-def _image_refs(args: argparse.Namespace) -> list[str]:
-    """--image REF..., else the local tag of every selected entry and variant."""
-    if args.image:
-        return list(args.image)
+def _selected_refs(args: argparse.Namespace) -> list[str]:
+    """The local tag of every selected entry and variant."""
     m = matrix.load()
     variants = args.variant or m.variants
     return [tags.local_ref(m, t, v) for t in _targets(args) for v in variants]
+
+
+def _image_refs(args: argparse.Namespace) -> list[str]:
+    """--image REF..., else the selection's local tags."""
+    return list(args.image) if args.image else _selected_refs(args)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -112,7 +115,7 @@ def _session(args: argparse.Namespace, m: matrix.Matrix) -> registry.Session:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     m = matrix.load()
-    refs = _image_refs(args)
+    refs = _selected_refs(args)
     engine.require()
     with _session(args, m) as session:
         pub = publisher.Publisher(m, session)
@@ -197,24 +200,51 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pybase", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+# --- the command line ---------------------------------------------------------------------------
+# Every option means one thing in every command that has it: selectors and --all choose matrix
+# entries, --variant narrows the variants, --image names images instead of the selection.
 
-    def with_selection(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("only", nargs="*", help="selectors: 3.13, 3.13-trixie, 3.13.15-bookworm")
-        p.add_argument("--all", action="store_true",
-                       help="every declared entry, not only those marked build: true")
-        return p
 
-    def with_variants(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        with_selection(p)
-        p.add_argument("--variant", action="append", choices=get_args(matrix.Variant),
-                       help="only these variants (repeatable); default: versions.yaml's")
-        return p
+def _selection(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("only", nargs="*", help="selectors: 3.13, 3.13-trixie, 3.13.15-bookworm")
+    p.add_argument("--all", action="store_true",
+                   help="every declared entry, not only those marked build: true")
+    return p
 
-    sub.add_parser("engine", help="start a local engine if none answers").set_defaults(func=cmd_engine)
-    boot = with_selection(sub.add_parser("bootstrap", help="build debian and python upstream images"))
+
+def _variants(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    _selection(p)
+    p.add_argument("--variant", action="append", choices=get_args(matrix.Variant),
+                   help="only these variants (repeatable); default: versions.yaml's")
+    return p
+
+
+def _images(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    _variants(p)
+    p.add_argument("--image", action="append", metavar="REF",
+                   help="this image (a local tag, or a registry reference that is pulled) "
+                        "instead of the matrix selection (repeatable)")
+    return p
+
+
+def _reports(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--report-dir", type=Path, default=audit.REPORTS,
+                   help="where audit/ and sbom/ reports go (default: reports/)")
+    return p
+
+
+def _registry(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--local", action="store_true",
+                   help="use (and start if needed) Debian's docker-registry on 127.0.0.1 with "
+                        f"its data under the cache directory; port ${settings.LOCAL_REGISTRY_PORT}")
+    return p
+
+
+def _upstream_commands(sub: Any) -> None:
+    sub.add_parser("engine", help="start a local engine if none answers").set_defaults(
+        func=cmd_engine)
+    boot = _selection(sub.add_parser("bootstrap",
+                                     help="build debian and python upstream images"))
     boot.add_argument("--refresh", action="store_true",
                       help="make the Debian bases again if the archive moved since they were "
                            "made, and assemble CPython on them (never recompiles)")
@@ -223,27 +253,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     boot.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
                       help="PGO+LTO for this run (default: versions.yaml's cpython.optimize)")
     boot.set_defaults(func=cmd_bootstrap)
-    with_variants(sub.add_parser("build", help="build the hardened images")).set_defaults(
+    upd = sub.add_parser("update", help="write newer verified CPython patch releases into "
+                                        "versions.yaml (comments and layout kept)")
+    upd.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
+    upd.add_argument("--versions", type=Path, default=matrix.DEFAULT_PATH, help=argparse.SUPPRESS)
+    upd.add_argument("--offline", action="store_true",
+                     help="do not try python.org; Debian's archive only")
+    upd.set_defaults(func=cmd_update)
+    hst = sub.add_parser("host", help=host.DESCRIPTION)
+    host.add_arguments(hst)
+    hst.set_defaults(func=cmd_host)
+
+
+def _build_commands(sub: Any) -> None:
+    _variants(sub.add_parser("build", help="build the hardened images")).set_defaults(
         func=cmd_build)
-    bench_parser = with_selection(sub.add_parser("bench", help="the whole cost of every built image"))
-    bench_parser.add_argument("--speed", action="store_true",
-                              help="add the interpreter-speed comparison (minutes more)")
-    bench_parser.add_argument("--compare", action="append", metavar="IMAGE",
-                              help="also time this image's python3 in the speed comparison "
-                                   "(repeatable; implies --speed)")
-    bench_parser.set_defaults(func=cmd_bench)
-    with_selection(sub.add_parser("targets", help="list selected entries")).set_defaults(func=cmd_targets)
+    _selection(sub.add_parser("targets", help="list selected entries")).set_defaults(
+        func=cmd_targets)
+    bom = _reports(_images(sub.add_parser("sbom", help="CycloneDX SBOM of every built image")))
+    bom.add_argument("--embed", action="store_true",
+                     help=f"also ship it in the image at {sbom.SBOM_PATH_IN_IMAGE} (re-tags)")
+    bom.set_defaults(func=cmd_sbom)
 
-    def with_images(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        with_variants(p)
-        p.add_argument("--image", action="append", metavar="REF",
-                       help="audit this image instead of the matrix selection (repeatable)")
-        p.add_argument("--report-dir", type=Path, default=audit.REPORTS,
-                       help="where audit/ and sbom/ reports go (default: reports/)")
-        return p
 
-    aud = with_images(sub.add_parser(
-        "audit", help="pip-audit, pending Debian fixes and SBOM for every built image"))
+def _verify_commands(sub: Any) -> None:
+    aud = _reports(_images(sub.add_parser(
+        "audit", help="pip-audit, pending Debian fixes and SBOM for every built image")))
     aud.add_argument("--advisory-db", type=Path, metavar="PATH",
                      help="offline: an OSV database (dir, .zip, .tar.gz); default "
                           f"${settings.ADVISORY_DB} if set, else online")
@@ -253,24 +288,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     aud.add_argument("--ignore-file", type=Path, default=audit.IGNORE_FILE,
                      help="accepted findings (default: images/audit-ignore.yaml)")
     aud.add_argument("--check", action="append", choices=list(audit.CHECKS),
-                     help="only these checks (repeatable); default: python and os")
+                     help=f"only these checks (repeatable); default: {', '.join(audit.CHECKS)}")
     aud.add_argument("--no-sbom", action="store_true", help="do not write the SBOM")
     aud.set_defaults(func=cmd_audit)
-    bom = with_images(sub.add_parser("sbom", help="CycloneDX SBOM of every built image"))
-    bom.add_argument("--embed", action="store_true",
-                     help=f"also ship it in the image at {sbom.SBOM_PATH_IN_IMAGE} (re-tags)")
-    bom.set_defaults(func=cmd_sbom)
+    chk = _registry(_images(sub.add_parser(
+        "check", help="is a rebuild due? pending Debian fixes per image, newer CPython patches")))
+    chk.add_argument("--published", action="store_true",
+                     help="check the published rolling tags (pulled) of the selection "
+                          "(with --local: in the registry of `publish --local`)")
+    chk.add_argument("--check", action="append", choices=list(check.CHECKS),
+                     help=f"only these checks (repeatable); default: {', '.join(check.CHECKS)}")
+    chk.add_argument("--offline", action="store_true",
+                     help="do not try python.org; Debian's archive only")
+    chk.set_defaults(func=cmd_check)
 
-    def with_target(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        with_variants(p)
-        p.add_argument("--image", action="append", metavar="REF", help=argparse.SUPPRESS)
-        p.add_argument("--local", action="store_true",
-                       help="use (and start if needed) Debian's docker-registry on 127.0.0.1 "
-                            f"with its data under the cache directory; port ${settings.LOCAL_REGISTRY_PORT}")
-        return p
 
-    pub = with_target(sub.add_parser(
-        "publish", help="push tested images whose content changed; move the rolling tags"))
+def _publish_commands(sub: Any) -> None:
+    pub = _registry(_variants(sub.add_parser(
+        "publish", help="push tested images whose content changed; move the rolling tags")))
     pub.add_argument("--rollback", metavar="IMMUTABLE_TAG",
                      help="point the rolling tags of that image back at this immutable tag")
     pub.add_argument("--from-candidates", action="store_true",
@@ -279,43 +314,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     cand = sub.add_parser("candidate",
                           help="push/pull this pipeline's candidate images (GitLab jobs)")
     cand.add_argument("action", choices=["push", "pull"])
-    with_target(cand)
+    _registry(_images(cand))
     cand.add_argument("--pipeline", help="candidate tag prefix (default: $CI_PIPELINE_ID)")
     cand.set_defaults(func=cmd_candidate)
-    chk = with_variants(sub.add_parser(
-        "check", help="is a rebuild due? pending Debian fixes per image, newer CPython patches"))
-    chk.add_argument("--image", action="append", metavar="REF",
-                     help="check this image (local, or pulled from its registry) instead of the "
-                          "matrix selection (repeatable)")
-    chk.add_argument("--published", action="store_true",
-                     help="check the published rolling tags (pulled) of the selection")
-    chk.add_argument("--local", action="store_true",
-                     help="with --published: the registry of `publish --local`")
-    chk.add_argument("--check", action="append", choices=list(check.CHECKS),
-                     help="only these checks (repeatable); default: debian and cpython")
-    chk.add_argument("--offline", action="store_true",
-                     help="do not try python.org; Debian's archive only")
-    chk.set_defaults(func=cmd_check)
-    upd = sub.add_parser("update", help="write newer verified CPython patch releases into "
-                                        "versions.yaml (comments and layout kept)")
-    upd.add_argument("--dry-run", action="store_true", help="print the diff, write nothing")
-    upd.add_argument("--versions", type=Path, default=matrix.DEFAULT_PATH, help=argparse.SUPPRESS)
-    upd.add_argument("--offline", action="store_true",
-                     help="do not try python.org; Debian's archive only")
-    upd.set_defaults(func=cmd_update)
     loc = sub.add_parser("local-registry", help="start or stop the --local registry")
     loc.add_argument("action", choices=["start", "stop"])
     loc.set_defaults(func=cmd_local_registry)
 
-    hst = sub.add_parser("host", help=host.DESCRIPTION)
-    host.add_arguments(hst)
-    hst.set_defaults(func=cmd_host)
 
+def _other_commands(sub: Any) -> None:
+    bench_parser = _selection(sub.add_parser("bench",
+                                             help="the whole cost of every built image"))
+    bench_parser.add_argument("--speed", action="store_true",
+                              help="add the interpreter-speed comparison (minutes more)")
+    bench_parser.add_argument("--compare", action="append", metavar="IMAGE",
+                              help="also time this image's python3 in the speed comparison "
+                                   "(repeatable; implies --speed)")
+    bench_parser.set_defaults(func=cmd_bench)
     pipe = sub.add_parser("pipeline", help="write .gitlab-ci.yml's entry list from versions.yaml")
     pipe.add_argument("--check", action="store_true", help="fail on drift instead of writing")
     pipe.set_defaults(func=cmd_pipeline)
 
-    args = parser.parse_args(argv)
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="pybase", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    for add in (_upstream_commands, _build_commands, _verify_commands, _publish_commands,
+                _other_commands):
+        add(sub)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     started = time.monotonic()
     try:
         status = args.func(args)
