@@ -27,7 +27,7 @@ APP_UID = 10001
 @dataclass(frozen=True)
 class Image:
     target: matrix.Target
-    variant: str
+    variant: matrix.Variant
     ref: str
 
     def __hash__(self) -> int:

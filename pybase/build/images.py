@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pybase.build import sbom
 from pybase.core import label, paths, settings, tags
-from pybase.core.matrix import Matrix, Target
+from pybase.core.matrix import Matrix, Target, Variant
 from pybase.infra import engine
 
 CONTEXT = paths.REPO / "images" / "python-base"
@@ -20,7 +20,7 @@ CONTEXT = paths.REPO / "images" / "python-base"
 @dataclass(frozen=True)
 class Built:
     target: Target
-    variant: str
+    variant: Variant
     ref: str
     tags: list[str]
     seconds: float
@@ -52,7 +52,7 @@ def upstream_digest(target: Target) -> str:
     return found
 
 
-def build_args(target: Target, variant: str, *, digest: str, os_upgrade_stamp: str,
+def build_args(target: Target, variant: Variant, *, digest: str, os_upgrade_stamp: str,
                build_date: str, revision: str) -> list[str]:
     """`--build-arg` flags for images/python-base/Dockerfile: every ARG it declares, one home."""
     values = {
@@ -66,7 +66,7 @@ def build_args(target: Target, variant: str, *, digest: str, os_upgrade_stamp: s
     return [flag for name, value in values.items() for flag in ("--build-arg", f"{name}={value}")]
 
 
-def build(matrix: Matrix, target: Target, variant: str, build_date: date | None = None,
+def build(matrix: Matrix, target: Target, variant: Variant, build_date: date | None = None,
           *, quiet: bool = False) -> Built:
     started = time.monotonic()
     build_date = build_date or datetime.now(UTC).date()

@@ -14,14 +14,14 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from pybase.core.matrix import Matrix, Target
+from pybase.core.matrix import Matrix, Target, Variant
 
 
-def suffix(variant: str) -> str:
+def suffix(variant: Variant) -> str:
     return "" if variant == "runtime" else f"-{variant}"
 
 
-def immutable_tag(target: Target, variant: str, build_date: date, date_format: str,
+def immutable_tag(target: Target, variant: Variant, build_date: date, date_format: str,
                   serial: int = 0) -> str:
     """`3.13.15-bookworm-20261121`; a second changed build published the same day gets
     `.1` after the date (`3.13.15-bookworm-20261121.1-build`), a third `.2`, and so on."""
@@ -34,7 +34,7 @@ class ImmutableTag:
     """An immutable tag read back: `3.13.15-bookworm-20261121.1-build`."""
 
     target: Target
-    variant: str
+    variant: Variant
     built_on: date
     serial: int  # the same-day serial: 0 for the first image of the day, then .1, .2, ...
 
@@ -51,17 +51,17 @@ def parse_immutable(matrix: Matrix, tag: str) -> ImmutableTag | None:
     return None
 
 
-def local_tag(target: Target, variant: str) -> str:
+def local_tag(target: Target, variant: Variant) -> str:
     """The tag `nox -s build` gives an image locally and tests address it by."""
     return f"{target.key}{suffix(variant)}"
 
 
-def local_ref(matrix: Matrix, target: Target, variant: str) -> str:
+def local_ref(matrix: Matrix, target: Target, variant: Variant) -> str:
     """`python-base:3.13.15-bookworm-dev`: the local image of one entry and variant."""
     return f"{matrix.image.name}:{local_tag(target, variant)}"
 
 
-def tags_for(matrix: Matrix, target: Target, variant: str, build_date: date) -> list[str]:
+def tags_for(matrix: Matrix, target: Target, variant: Variant, build_date: date) -> list[str]:
     """Every tag of one built image, the immutable one first."""
     entry, release = target.python, target.release
     rolling = [f"{entry.version}-{release}", f"{entry.minor}-{release}"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pybase.core.errors import PybaseError
-from pybase.core.matrix import Target
+from pybase.core.matrix import Target, Variant
 
 
 class PublishError(PybaseError):
@@ -25,7 +25,7 @@ class PublishError(PybaseError):
 class Candidate:
     ref: str           # the image in the engine (python-base:3.13.15-bookworm)
     target: Target
-    variant: str
+    variant: Variant
     source: str | None = None  # `repo@sha256:...` to promote from instead of pushing
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pybase.build import inventory
 from pybase.core import label, tags
-from pybase.core.matrix import Matrix, Target
+from pybase.core.matrix import Matrix, Target, Variant
 from pybase.infra import engine, registry
 from pybase.publish import Candidate, Outcome, PublishError, Status, content, records
 from pybase.publish.promote import Hook, Promoter
@@ -151,7 +151,7 @@ class Publisher:
         return outcome
 
 
-def selection(m: Matrix, targets: Sequence[Target], variants: Sequence[str],
+def selection(m: Matrix, targets: Sequence[Target], variants: Sequence[Variant],
               sources: dict[str, str] | None = None) -> list[Candidate]:
     """The candidates of the selected entries and variants (`sources`: local ref -> the pipeline
     candidate to promote instead of pushing)."""

@@ -36,7 +36,7 @@ from typing import IO, Any
 import pytest
 from support import APP_UID, MATRIX, Image, docker
 
-from pybase.core import tags
+from pybase.core import matrix, tags
 from pybase.infra import engine
 
 pytestmark = pytest.mark.image
@@ -361,7 +361,7 @@ def test_webapp_stops_promptly_on_sigterm(webapp: Built, tmp_path: Path) -> None
 # ---------------------------------------------------------------------------------------------
 # wheels: compiled in -build, copied into the runtime image
 # ---------------------------------------------------------------------------------------------
-def build_variant(runtime: Image, variant: str) -> Image:
+def build_variant(runtime: Image, variant: matrix.Variant) -> Image:
     """The same target's image of another variant: python-base:<key>-build for `build`."""
     return Image(runtime.target, variant,
                  tags.local_ref(MATRIX, runtime.target, variant))
