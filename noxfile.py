@@ -110,6 +110,14 @@ def publish(session: nox.Session) -> None:
     session.run("pybase", "publish", *session.posargs)
 
 
+@nox.session(name="signing-key")
+def signing_key(session: nox.Session) -> None:
+    """`-- DIR`: write DIR/python-base.key, encrypted with $PYTHON_BASE_SIGNING_PASSPHRASE, and
+    DIR/python-base.pub (cosign's formats)."""
+    install(session)
+    session.run("pybase", "signing-key", *session.posargs)
+
+
 @nox.session
 def candidate(session: nox.Session) -> None:
     """`-- push` / `-- pull`: this pipeline's candidate images in the registry (GitLab jobs)."""

@@ -13,12 +13,12 @@ from typing import Any, get_args
 
 from pybase import bench, gitlab, verify
 from pybase.build import images, sbom
-from pybase.core import matrix, settings, tags
+from pybase.core import matrix, paths, settings, tags
 from pybase.core.errors import PybaseError
 from pybase.infra import engine, host, local_registry, registry
-from pybase.publish import Status, candidates, publisher, records
+from pybase.publish import Status, candidates, publisher, records, signing
 from pybase.upstream import bootstrap, cpython_releases
-from pybase.verify import audit, check
+from pybase.verify import audit, check, trust
 
 
 def _targets(args: argparse.Namespace) -> list[matrix.Target]:
@@ -184,6 +184,14 @@ def cmd_update(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_signing_key(args: argparse.Namespace) -> int:
+    private, public = signing.generate(args.directory, signing.passphrase_from_env())
+    print(f"signing-key: wrote {private} (encrypted with ${settings.SIGNING_PASSPHRASE}) and "
+          f"{public}; commit the public key as {trust.PUBLIC_KEY.relative_to(paths.REPO)}, keep the "
+          f"private one in a protected place ({settings.SIGNING_KEY})")
+    return 0
+
+
 def cmd_local_registry(args: argparse.Namespace) -> int:
     if args.action == "start":
         reg = local_registry.ensure(*local_registry.configured())
@@ -317,6 +325,10 @@ def _publish_commands(sub: Any) -> None:
     _registry(_images(cand))
     cand.add_argument("--pipeline", help="candidate tag prefix (default: $CI_PIPELINE_ID)")
     cand.set_defaults(func=cmd_candidate)
+    key = sub.add_parser("signing-key", help="make the signing key pair: DIR/python-base.key "
+                                             "(encrypted) and DIR/python-base.pub")
+    key.add_argument("directory", type=Path, metavar="DIR")
+    key.set_defaults(func=cmd_signing_key)
     loc = sub.add_parser("local-registry", help="start or stop the --local registry")
     loc.add_argument("action", choices=["start", "stop"])
     loc.set_defaults(func=cmd_local_registry)

@@ -25,6 +25,9 @@ LOCAL_REGISTRY_DIR = PREFIX + "LOCAL_REGISTRY_DIR"
 ADVISORY_DB = PREFIX + "ADVISORY_DB"          # an OSV snapshot for the offline audit
 ADVISORY_DB_FORMER = "PYBASE_ADVISORY_DB"     # its former name, still read (machines set it)
 CANDIDATES_PULLED = PREFIX + "CANDIDATES_PULLED"  # GitLab test jobs: images came from the registry
+SIGNING_KEY = PREFIX + "SIGNING_KEY"          # path of the encrypted private key (publish)
+SIGNING_PASSPHRASE = PREFIX + "SIGNING_PASSPHRASE"  # opens it; never printed or written
+SIGNING_PUBLIC_KEY = PREFIX + "SIGNING_PUBLIC_KEY"  # verify with this key, not keys/python-base.pub
 
 # Set by others.
 DOCKER_HOST = "DOCKER_HOST"

@@ -65,6 +65,7 @@ SESSIONS: dict[str, tuple[str, ...]] = {
     "pipeline": (),
     "check": (*ENGINE, *REGISTRY),  # `--published --local`
     "update": (),
+    "signing-key": (),
 }
 
 DESCRIPTION = "Install the Debian packages that nox sessions need (as root)."

@@ -258,9 +258,13 @@ class RecordingSession:
 def sessions(monkeypatch: pytest.MonkeyPatch) -> dict[str, Callable[[RecordingSession], None]]:
     found: dict[str, Callable[[RecordingSession], None]] = {}
 
-    def session(func: Callable[[RecordingSession], None]) -> Callable[[RecordingSession], None]:
-        found[func.__name__] = func
-        return func
+    def session(func: Callable[[RecordingSession], None] | None = None, *, name: str = "",
+                ) -> Any:
+        # Both forms: `@nox.session` and `@nox.session(name="signing-key")`.
+        def register(f: Callable[[RecordingSession], None]) -> Callable[[RecordingSession], None]:
+            found[name or f.__name__] = f
+            return f
+        return register(func) if func is not None else register
 
     # Nox itself need not be installed where the unit tests run.
     stand_in = types.SimpleNamespace(
@@ -278,7 +282,7 @@ def programs_needed(argv: tuple[str, ...], graph: CallGraph) -> set[str]:
     """Host programs a run needs: what its pybase command reaches, or, for pytest, every
     program that pybase or the tests name."""
     if argv[0] == "pybase":
-        return graph.reachable_programs(f"cli.cmd_{argv[1]}")
+        return graph.reachable_programs(f"cli.cmd_{argv[1].replace('-', '_')}")
     if argv[0] == "pytest":
         return set().union(*graph.programs.values()) | set(host_names().named)
     return set()
@@ -287,7 +291,7 @@ def programs_needed(argv: tuple[str, ...], graph: CallGraph) -> set[str]:
 def needed(argv: tuple[str, ...], graph: CallGraph) -> set[str]:
     """Executables a run needs from the session's venv."""
     if argv[0] == "pybase":
-        command = f"cli.cmd_{argv[1]}"
+        command = f"cli.cmd_{argv[1].replace('-', '_')}"
         assert command in graph.edges, f"pybase {argv[1]}: no {command} in pybase/cli.py"
         return {"pybase"} | graph.reachable_tools(command)
     if argv[0] == "pytest":  # the tests exercise all of pybase
