@@ -5,6 +5,7 @@
     nox -s audit               pip-audit, Debian security state, SBOM for every built image
     nox -s lint                ruff, mypy, import layers, hadolint, versions.yaml
     nox -s publish             push what passed test and audit and changed (`-- --local`)
+    nox -s verify -- REF       an image's signature and attestations, checked offline
     nox -s check               is a rebuild due? (pending Debian fixes, newer CPython patches)
     nox -s update              write newer verified CPython patch releases into versions.yaml
     nox -s bench               sizes, start-up, build and test times (`-- --speed`: speed)
@@ -108,6 +109,14 @@ def publish(session: nox.Session) -> None:
     record in reports/publish/. `-- --local` publishes to a registry on 127.0.0.1."""
     install(session)
     session.run("pybase", "publish", *session.posargs)
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """`-- REF`: the image's signature and attestations against our public key (exit 0
+    verified, 1 not, 2 could not look)."""
+    install(session)
+    session.run("pybase", "verify", *session.posargs)
 
 
 @nox.session(name="signing-key")

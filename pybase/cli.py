@@ -113,12 +113,28 @@ def _session(args: argparse.Namespace, m: matrix.Matrix) -> registry.Session:
     return registry.Session(repository, registry.credentials_from_env(os.environ))
 
 
+def _signer(args: argparse.Namespace) -> signing.Signer | None:
+    """The configured key; `--unsigned`: none; `--local` without a key: a throwaway one."""
+    if args.unsigned:
+        print("publish: UNSIGNED (--unsigned): consumers that require a signature will refuse "
+              "these images")
+        return None
+    if args.local and not settings.get(settings.SIGNING_KEY):
+        where = paths.cache_dir() / "local-signing"
+        signer = signing.throwaway(where)
+        print(f"publish: NO SIGNING KEY CONFIGURED: --local signs with a THROWAWAY key "
+              f"({signer.origin}); verify with {where / 'python-base.pub'}")
+        return signer
+    return signing.from_env(signing.public_key_path())
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     m = matrix.load()
     refs = _selected_refs(args)
     engine.require()
+    signer = _signer(args)
     with _session(args, m) as session:
-        pub = publisher.Publisher(m, session)
+        pub = publisher.Publisher(m, session, signer=signer)
         if args.rollback:
             pub.rollback(args.rollback)
             return 0
@@ -182,6 +198,32 @@ def cmd_update(args: argparse.Namespace) -> int:
     print(f"update: {verb} {len(wanted)} verified version(s) to {args.versions}"
           + ("" if args.dry_run or not wanted else " and .gitlab-ci.yml's entry list"))
     return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """0 verified, 1 not (the problems are printed), 2 could not look (a PybaseError)."""
+    repository, reference = registry.split_reference(args.reference)
+    key_path = args.key or signing.public_key_path()
+    key = trust.load_public_key(key_path)
+    with registry.Session(repository, registry.credentials_from_env(os.environ)) as session:
+        found = session.manifest(reference)
+        if found is None:
+            raise registry.RegistryError(f"{args.reference}: no such image in the registry")
+        checked = trust.check(session, found.digest, key)
+        problems = list(checked.problems)
+        attested = checked.attestations.get(trust.REQUIRED_PREDICATES[0])
+        if attested is not None:
+            image_id = session.pull(found.digest)
+            if json.loads(sbom.shipped(image_id)) != attested:
+                problems.append("the attested SBOM differs from the one in the image")
+    print(f"verify: {repository.name}@{found.digest} with {key_path}: "
+          f"{checked.signatures} valid signature(s), attestations: "
+          + (", ".join(sorted(checked.attestations)) or "none"))
+    for problem in problems:
+        print(f"verify: NOT VERIFIED: {problem}")
+    if not problems:
+        print("verify: verified")
+    return 1 if problems else 0
 
 
 def cmd_signing_key(args: argparse.Namespace) -> int:
@@ -318,6 +360,8 @@ def _publish_commands(sub: Any) -> None:
                      help="point the rolling tags of that image back at this immutable tag")
     pub.add_argument("--from-candidates", action="store_true",
                      help="promote the pipeline candidates recorded under reports/candidates/")
+    pub.add_argument("--unsigned", action="store_true",
+                     help="publish without signing or attesting (experiments only)")
     pub.set_defaults(func=cmd_publish)
     cand = sub.add_parser("candidate",
                           help="push/pull this pipeline's candidate images (GitLab jobs)")
@@ -325,6 +369,14 @@ def _publish_commands(sub: Any) -> None:
     _registry(_images(cand))
     cand.add_argument("--pipeline", help="candidate tag prefix (default: $CI_PIPELINE_ID)")
     cand.set_defaults(func=cmd_candidate)
+    ver = sub.add_parser("verify", help="check an image's signature and attestations (exit 0 "
+                                        "verified, 1 not, 2 could not look)")
+    ver.add_argument("reference", metavar="REF",
+                     help="registry/repository:tag or registry/repository@sha256:...")
+    ver.add_argument("--key", type=Path,
+                     help=f"public key (default ${settings.SIGNING_PUBLIC_KEY}, else "
+                          "keys/python-base.pub)")
+    ver.set_defaults(func=cmd_verify)
     key = sub.add_parser("signing-key", help="make the signing key pair: DIR/python-base.key "
                                              "(encrypted) and DIR/python-base.pub")
     key.add_argument("directory", type=Path, metavar="DIR")

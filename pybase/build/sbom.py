@@ -42,8 +42,14 @@ from pybase.core import label, paths
 from pybase.infra import engine
 
 __all__ = [
-    "SBOM_PATH_IN_IMAGE", "SbomError", "SbomResult", "embed", "generate", "merge",
+    "SBOM_PATH_IN_IMAGE",
+    "SbomError",
+    "SbomResult",
+    "embed",
+    "generate",
+    "merge",
     "python_requirements",
+    "shipped",
 ]
 
 REPORTS = paths.REPORTS
@@ -271,6 +277,13 @@ def counts(document: dict[str, Any]) -> tuple[int, int, int]:
     debs = [p for p in purls if p.startswith("pkg:deb/")]
     sources = sum(1 for p in debs if "arch=source" in p)
     return len(debs) - sources, sources, sum(1 for p in purls if p.startswith("pkg:pypi/"))
+
+
+def shipped(image: str) -> bytes:
+    """The SBOM document inside an image, byte for byte as it is there."""
+    return engine.docker("run", "--rm", "--network", "none", "--entrypoint", "cat", image,
+                         SBOM_PATH_IN_IMAGE, capture=True, what=f"reading the SBOM of {image}"
+                         ).stdout.encode()
 
 
 def generate(ref: str, inv: Inventory | None = None, out_dir: Path | None = None) -> SbomResult:

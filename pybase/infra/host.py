@@ -66,6 +66,7 @@ SESSIONS: dict[str, tuple[str, ...]] = {
     "check": (*ENGINE, *REGISTRY),  # `--published --local`
     "update": (),
     "signing-key": (),
+    "verify": (*ENGINE, "skopeo"),
 }
 
 DESCRIPTION = "Install the Debian packages that nox sessions need (as root)."

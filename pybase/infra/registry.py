@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from pybase.core import settings
 from pybase.core.errors import PybaseError
@@ -137,6 +137,54 @@ class Manifest:
     config_digest: str   # the image ID the engine shows
     layers: list[str]
     raw: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ArtifactLayer:
+    """One layer of an OCI artifact (cosign's signatures and attestations are such)."""
+
+    media_type: str
+    data: bytes = field(repr=False)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+def oci_layout(directory: Path, layers: Sequence[ArtifactLayer], name: str) -> str:
+    """Write an OCI image layout holding one artifact manifest of `layers` (its config lists
+    them, as cosign's does); returns the manifest's digest."""
+    blobs = directory / "blobs" / "sha256"
+    blobs.mkdir(parents=True, exist_ok=True)
+
+    def blob(data: bytes) -> dict[str, Any]:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return {"size": len(data), "digest": f"sha256:{digest}"}
+
+    config = json.dumps({"architecture": "", "os": "", "config": {},
+                         "rootfs": {"type": "layers",
+                                    "diff_ids": [layer.digest for layer in layers]}},
+                        separators=(",", ":")).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, **blob(config)},
+        "layers": [{"mediaType": layer.media_type, **blob(layer.data),
+                    **({"annotations": layer.annotations} if layer.annotations else {})}
+                   for layer in layers],
+    }, separators=(",", ":")).encode()
+    described = blob(manifest)
+    (directory / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    (directory / "index.json").write_text(json.dumps({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": OCI_MANIFEST, **described,
+                       "annotations": {"org.opencontainers.image.ref.name": name}}]}))
+    return str(described["digest"])
 
 
 @dataclass(frozen=True)
@@ -277,6 +325,46 @@ class Session:
                      f"docker://{source}", f"docker://{self.repository.tag(tag)}",
                      what=f"pointing {tag} at {source.rsplit('@', 1)[-1][:19]}")
 
+    def put_artifact(self, tag: str, layers: Sequence[ArtifactLayer]) -> str:
+        """Store an OCI artifact of `layers` under `tag` (replacing what the tag held); returns
+        its manifest digest, checked against what the registry then serves."""
+        with tempfile.TemporaryDirectory(prefix="pybase-artifact-") as tmp:
+            digest = oci_layout(Path(tmp), layers, "artifact")
+            self._skopeo("copy", "--preserve-digests", "--quiet", *self._tls("--dest-tls-verify"),
+                         "--dest-authfile", str(self.auth_file), f"oci:{tmp}:artifact",
+                         f"docker://{self.repository.tag(tag)}", what=f"writing {tag}")
+        stored = self.manifest(tag)
+        if stored is None or stored.digest != digest:
+            raise RegistryError(f"registry {self.repository.host}: {tag} does not hold the "
+                                f"artifact {digest[:19]} after writing it")
+        return digest
+
+    def get_artifact(self, tag: str) -> list[ArtifactLayer] | None:
+        """The layers of the artifact under `tag` (each blob checked against its digest), or
+        None when there is no such tag."""
+        found = self.manifest(tag)
+        if found is None:
+            return None
+        try:
+            described = json.loads(found.raw)["layers"]
+        except (ValueError, KeyError, TypeError):
+            raise RegistryError(f"registry {self.repository.host}: {tag} is not an OCI "
+                                "artifact") from None
+        with tempfile.TemporaryDirectory(prefix="pybase-artifact-") as tmp:
+            self._skopeo("copy", "--quiet", *self._tls("--src-tls-verify"), "--src-authfile",
+                         str(self.auth_file), f"docker://{self.repository.digest(found.digest)}",
+                         f"dir:{tmp}", what=f"reading {tag}")
+            layers = []
+            for item in described:
+                data = (Path(tmp) / str(item["digest"]).removeprefix("sha256:")).read_bytes()
+                layer = ArtifactLayer(str(item["mediaType"]), data,
+                                      dict(item.get("annotations") or {}))
+                if layer.digest != item["digest"]:
+                    raise RegistryError(f"registry {self.repository.host}: a layer of {tag} "
+                                        f"does not match its digest {item['digest'][:19]}")
+                layers.append(layer)
+        return layers
+
     def pull(self, digest: str) -> str:
         """Fetch a published image into the engine by digest; returns its image ID."""
         ref = self.repository.digest(digest)
@@ -286,6 +374,17 @@ class Session:
         if found is None:
             raise RegistryError(f"{ref} was pulled but the engine does not show it")
         return found
+
+
+def split_reference(reference: str) -> tuple[Repository, str]:
+    """`host/repo:tag` or `host/repo@sha256:...` -> (the repository, the tag or digest)."""
+    name, at, digest = reference.partition("@")
+    if at:
+        return _checked(name, reference), digest
+    head, colon, tag = name.rpartition(":")
+    if colon and "/" not in tag:
+        return _checked(head, reference), tag
+    return _checked(name, reference), "latest"
 
 
 def parse_manifest(raw: bytes) -> Manifest:

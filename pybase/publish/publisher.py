@@ -32,9 +32,10 @@ from pybase.build import inventory
 from pybase.core import label, tags
 from pybase.core.matrix import Matrix, Target, Variant
 from pybase.infra import engine, registry
-from pybase.publish import Candidate, Outcome, PublishError, Status, content, records
+from pybase.publish import Candidate, Outcome, PublishError, Status, attest, content, records
 from pybase.publish.promote import Hook, Promoter
-from pybase.verify import gates
+from pybase.publish.signing import Signer
+from pybase.verify import gates, trust
 
 
 def preflight(candidates: Sequence[Candidate], test_records: Path = gates.TEST_RECORDS,
@@ -63,6 +64,7 @@ class Publisher:
     echo: Callable[[str], None] = print
     after_write: Hook = lambda step: None
     record_dir: Path = records.RECORDS
+    signer: Signer | None = None  # None: unsigned (`publish --unsigned`, tests of other parts)
 
     @property
     def repository(self) -> registry.Repository:
@@ -78,13 +80,16 @@ class Publisher:
         outcomes: list[Outcome] = []
         try:
             for c in candidates:
-                outcomes.append(self._one(promoter, c, inspected[c.ref]))
+                outcomes.append(self._one(promoter, c, inspected[c.ref],
+                                          (test_records, audit_records)))
         finally:
             records.write_record(self.record_dir, self.repository, outcomes)
         return outcomes
 
-    def _one(self, promoter: Promoter, c: Candidate, gated: engine.ImageInspect) -> Outcome:
-        """Publish the image the gates passed: by its ID, even if the tag moved since."""
+    def _one(self, promoter: Promoter, c: Candidate, gated: engine.ImageInspect,
+             gate_records: tuple[Path, Path]) -> Outcome:
+        """Publish the image the gates passed: by its ID, even if the tag moved since; sign
+        and attest it before any rolling tag moves to it."""
         started = time.monotonic()
         built_on = build_date(gated.labels, c.ref)
         rolling = tags.tags_for(self.matrix, c.target, c.variant, built_on)[1:]
@@ -104,7 +109,11 @@ class Publisher:
                                previous_digest=current.digest, fingerprint=fingerprint,
                                tags={reference: current.digest},
                                seconds=round(time.monotonic() - started, 1))
+        evidence = (attest.gather(c.ref, gated.id, c.target, c.variant, *gate_records)
+                    if self.signer else None)
         immutable, digest = promoter.write_immutable(c, gated.id, built_on)
+        if self.signer is not None and evidence is not None:
+            self._sign(digest, evidence, self.signer)
         moved = {immutable: digest, **promoter.move_rolling(rolling, digest)}
         outcome = Outcome(image=c.ref, image_id=gated.id, status=Status.PUBLISHED,
                           immutable_tag=immutable, digest=digest,
@@ -116,6 +125,19 @@ class Publisher:
         self.echo(f"publish: {c.ref}: published {self.repository.tag(immutable)} ({digest[:19]})"
                   f", {len(rolling)} rolling tags moved; changelog {outcome.changelog['markdown']}")
         return outcome
+
+    def _sign(self, digest: str, evidence: attest.Evidence, signer: Signer) -> None:
+        """Sign and attest `digest`, then verify what the registry now serves for it."""
+        started = time.monotonic()
+        wrote = attest.sign_and_attest(self.session, signer, digest, evidence)
+        checked = trust.check(self.session, digest, signer.key.public_key())
+        if not checked.ok:
+            raise PublishError(f"registry {self.repository.host}: {digest[:19]} does not verify "
+                               "after signing: " + "; ".join(checked.problems))
+        verb = "signed and attested" if wrote else "already signed by this key"
+        self.echo(f"publish: {digest[:19]}: {verb}, verified "
+                  f"({len(checked.attestations)} attestations) in "
+                  f"{time.monotonic() - started:.1f} s")
 
     def _published_content(self, digest: str) -> content.Content:
         """The content of the image a tag serves now: pulled by digest (its layers are mostly

@@ -158,3 +158,28 @@ def from_env(expected_public: Path | None = trust.PUBLIC_KEY) -> Signer:
             raise SigningError(f"{settings.SIGNING_KEY}={path} does not match the public key "
                                f"{expected_public}: consumers could not verify its signatures")
     return signer
+
+
+def public_key_path() -> Path:
+    """The key consumers verify with: PYTHON_BASE_SIGNING_PUBLIC_KEY, else the committed one."""
+    configured = settings.get(settings.SIGNING_PUBLIC_KEY)
+    return Path(configured) if configured else trust.PUBLIC_KEY
+
+
+def throwaway(directory: Path) -> Signer:
+    """A key pair for `publish --local` when no key is configured: made once under the cache
+    (the passphrase-less private half never leaves it), its public half beside it."""
+    private, public = directory / f"{KEY_NAME}.throwaway.pem", directory / f"{KEY_NAME}.pub"
+    if private.is_file():
+        key = serialization.load_pem_private_key(private.read_bytes(), None)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return Signer(key, str(private))
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    public.write_bytes(trust.public_pem(key.public_key()))
+    return Signer(key, str(private))

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pybase.core import paths
 from pybase.core.errors import PybaseError
+from pybase.infra import registry
 
 PUBLIC_KEY = paths.REPO / "keys" / "python-base.pub"  # committed; consumers verify with it
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
@@ -151,3 +152,44 @@ def check_envelope(key: ec.EllipticCurvePublicKey, digest: str,
     if digest.removeprefix("sha256:") not in subjects:
         return f"an attestation ({predicate_type}) is about another image"
     return predicate_type, predicate
+
+
+REQUIRED_PREDICATES = ("https://cyclonedx.org/bom", "https://slsa.dev/provenance/v1",
+                       "https://python-base.dev/attestations/gates/v1")
+
+
+def check(session: registry.Session, digest: str, key: ec.EllipticCurvePublicKey) -> Checked:
+    """Read the signature and attestations of `digest` from the registry and verify them."""
+    name = session.repository.name
+    problems: list[str] = []
+    signatures = 0
+    sig_tag, att_tag = attachment_tag(digest, "sig"), attachment_tag(digest, "att")
+    layers = session.get_artifact(sig_tag)
+    if layers is None:
+        problems.append(f"not signed: {session.repository.tag(sig_tag)} does not exist")
+    else:
+        found = [check_signature_layer(key, digest, name, layer.data,
+                                       layer.annotations.get(SIGNATURE_ANNOTATION, ""))
+                 for layer in layers if layer.media_type == SIMPLE_SIGNING]
+        signatures = found.count(None)
+        if not signatures:
+            problems += sorted({p for p in found if p}) or [f"{sig_tag} holds no signature"]
+    attestations: dict[str, Any] = {}
+    layers = session.get_artifact(att_tag)
+    if layers is None:
+        problems.append(f"no attestations: {session.repository.tag(att_tag)} does not exist")
+    else:
+        for layer in layers:
+            try:
+                envelope = json.loads(layer.data)
+            except ValueError:
+                problems.append("an attestation layer is not JSON")
+                continue
+            outcome = check_envelope(key, digest, envelope)
+            if isinstance(outcome, str):
+                problems.append(outcome)
+            else:
+                attestations[outcome[0]] = outcome[1]
+        problems += [f"no valid {kind} attestation" for kind in REQUIRED_PREDICATES
+                     if kind not in attestations]
+    return Checked(digest, signatures, attestations, problems)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pybase.core import settings
+from pybase.infra import registry
 from pybase.publish import signing
 from pybase.verify import trust
 
@@ -120,3 +121,31 @@ def test_attachment_tags() -> None:
     with pytest.raises(trust.TrustError, match="not a sha256 manifest digest"):
         trust.attachment_tag("sha512:00", "att")
 
+
+
+@pytest.mark.parametrize(("reference", "repository", "tag"), [
+    ("127.0.0.1:5000/python-base:3.13", "127.0.0.1:5000/python-base", "3.13"),
+    (f"registry.example.com/platform/python-base@{DIGEST}",
+     "registry.example.com/platform/python-base", DIGEST),
+    ("127.0.0.1:5000/python-base", "127.0.0.1:5000/python-base", "latest"),
+])
+def test_references_split_into_repository_and_tag(reference: str, repository: str,
+                                                  tag: str) -> None:
+    repo, found = registry.split_reference(reference)
+    assert (repo.name, found) == (repository, tag)
+
+
+def test_artifact_layout_is_cosigns(tmp_path: Path) -> None:
+    layer = registry.ArtifactLayer(trust.SIMPLE_SIGNING, b'{"x":1}',
+                                   {trust.SIGNATURE_ANNOTATION: "c2ln"})
+    digest = registry.oci_layout(tmp_path, [layer], "artifact")
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert index["manifests"][0]["digest"] == digest
+    blob = tmp_path / "blobs" / "sha256"
+    manifest = json.loads((blob / digest.removeprefix("sha256:")).read_text())
+    assert manifest["mediaType"] == registry.OCI_MANIFEST
+    assert manifest["layers"] == [{"mediaType": trust.SIMPLE_SIGNING, "size": 7,
+                                   "digest": layer.digest,
+                                   "annotations": {trust.SIGNATURE_ANNOTATION: "c2ln"}}]
+    config = json.loads((blob / manifest["config"]["digest"].removeprefix("sha256:")).read_text())
+    assert config["rootfs"] == {"type": "layers", "diff_ids": [layer.digest]}

@@ -1,0 +1,132 @@
+"""Sign a published digest and attest what it is, the cosign way, with our key.
+
+- `sha256-<hex>.sig`: the signature of the digest (verify.trust's simple-signing payload);
+- `sha256-<hex>.att`: three DSSE-signed in-toto statements about the digest:
+  - PREDICATE_SBOM: the CycloneDX SBOM shipped in the image (the same document);
+  - PREDICATE_PROVENANCE: SLSA provenance v1: who built it (the GitLab job, or this host), from
+    what (versions.yaml's entry, the git revision, CPython's source sha256, the Debian archive
+    state and base, the compiled tree's key) and how (the build parameters);
+  - PREDICATE_GATES: ours (README, "Trust"): the test record and the audit record that let it
+    be published.
+
+Nothing is attached twice: a digest whose signature by this key is already in the registry is
+left as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pybase.build import sbom
+from pybase.core import label, paths, settings
+from pybase.core.matrix import Target, Variant
+from pybase.infra import engine, registry
+from pybase.publish import PublishError
+from pybase.publish.signing import Signer
+from pybase.verify import gates, trust
+
+PREDICATE_SBOM, PREDICATE_PROVENANCE, PREDICATE_GATES = trust.REQUIRED_PREDICATES
+BUILD_TYPE = "https://python-base.dev/build/v1"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the attestations of one image say, gathered before anything is written."""
+
+    sbom: Any
+    provenance: dict[str, Any]
+    gates: dict[str, Any]
+
+
+def _builder() -> dict[str, Any]:
+    job = os.environ.get("CI_JOB_URL")
+    return {"id": job} if job else {"id": f"local:{socket.gethostname()}"}
+
+
+def gather(ref: str, image_id: str, target: Target, variant: Variant, test_records: Path,
+           audit_records: Path) -> Evidence:
+    """The SBOM, provenance and gate records of the image `ref` (local tag) has as `image_id`."""
+    found = engine.inspect(image_id)
+    if found is None:
+        raise PublishError(f"{image_id[:19]}: not in the engine: nothing to attest")
+    labels = found.labels
+    upstream = engine.image_labels(target.upstream_image) or {}
+    debian = engine.image_labels(target.debian_image) or {}
+    name = paths.report_name(ref)
+    records = {}
+    for kind, directory in (("test", test_records), ("audit", audit_records)):
+        path = directory / f"{name}.json"
+        try:
+            records[kind] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise PublishError(f"{path}: the {kind} record to attest is unreadable: {exc}"
+                               ) from None
+    provenance = {
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": {
+                "versions.yaml": target.python.model_dump(mode="json"),
+                "release": target.release,
+                "variant": variant,
+            },
+            "internalParameters": {
+                "os_upgrade_stamp": settings.get(settings.OS_UPGRADE_STAMP) or "build day",
+                "created": labels.get(label.CREATED, ""),
+            },
+            "resolvedDependencies": [
+                {"uri": f"git+{labels.get(label.SOURCE, '')}",
+                 "digest": {"gitCommit": labels.get(label.REVISION, "")}},
+                {"uri": f"https://www.python.org/ftp/python/{target.python.version}/"
+                        f"Python-{target.python.version}.tar.xz",
+                 "digest": {"sha256": target.python.sha256}},
+                {"uri": f"oci:{target.upstream_image}",
+                 "digest": {"sha256": labels.get(label.BASE_DIGEST, "").removeprefix("sha256:")},
+                 "annotations": {"cpython_tree": upstream.get(label.CPYTHON_TREE, "")}},
+                {"uri": f"oci:{target.debian_image}",
+                 "annotations": {"debian_archive": debian.get(label.ARCHIVE, ""),
+                                 "recipe": debian.get(label.RECIPE, "")}},
+            ],
+        },
+        "runDetails": {
+            "builder": _builder(),
+            "metadata": {"invocationId": os.environ.get("CI_PIPELINE_URL", ""),
+                         "finishedOn": gates.now()},
+        },
+    }
+    return Evidence(json.loads(sbom.shipped(image_id)), provenance, records)
+
+
+def sign_and_attest(session: registry.Session, signer: Signer, digest: str,
+                    evidence: Evidence) -> bool:
+    """Write the signature and the attestations of `digest`; False when this key had already
+    signed it (nothing written)."""
+    name = session.repository.name
+    key = signer.key.public_key()
+
+    def ours(layers: list[registry.ArtifactLayer]) -> bool:
+        return any(trust.check_signature_layer(
+            key, digest, name, layer.data,
+            layer.annotations.get(trust.SIGNATURE_ANNOTATION, "")) is None for layer in layers)
+
+    existing = session.get_artifact(trust.attachment_tag(digest, "sig"))
+    if existing is not None and ours(existing):
+        return False
+    statements = [(PREDICATE_SBOM, evidence.sbom), (PREDICATE_PROVENANCE, evidence.provenance),
+                  (PREDICATE_GATES, evidence.gates)]
+    session.put_artifact(trust.attachment_tag(digest, "att"), [
+        registry.ArtifactLayer(
+            trust.DSSE_ENVELOPE,
+            json.dumps(signer.envelope(trust.statement(digest, name, kind, predicate)),
+                       separators=(",", ":")).encode(),
+            {trust.SIGNATURE_ANNOTATION: "", trust.PREDICATE_ANNOTATION: kind})
+        for kind, predicate in statements])
+    # The signature last: a digest with a signature has its attestations.
+    payload = trust.simple_signing_payload(name, digest)
+    session.put_artifact(trust.attachment_tag(digest, "sig"), [registry.ArtifactLayer(
+        trust.SIMPLE_SIGNING, payload, {trust.SIGNATURE_ANNOTATION: signer.sign(payload)})])
+    return True
