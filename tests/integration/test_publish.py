@@ -8,6 +8,7 @@ push after the first reuses its layers.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -21,11 +22,11 @@ import bcrypt
 import pytest
 from support import MATRIX, Image, docker, free_port
 
-from pybase import publish
+from pybase import cli, publish
 from pybase.core import paths, settings, tags
 from pybase.infra import engine, local_registry, registry
-from pybase.publish import publisher
-from pybase.verify import gates
+from pybase.publish import publisher, signing
+from pybase.verify import gates, trust
 
 pytestmark = pytest.mark.image
 
@@ -285,3 +286,73 @@ def test_wrong_credentials_fail_clearly_and_push_nothing(
         [outcome] = world.new_publisher(session).publish(
             [candidate], world.work / "test-records", world.work / "audit-records")
         assert session.manifest(outcome.immutable_tag) is not None
+
+
+# --- signatures and attestations ----------------------------------------------------------------
+
+PASSPHRASE = b"a passphrase for the tests"
+
+
+def verify(reference: str, key: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    status = cli.main(["verify", reference, "--key", str(key)])
+    out = capsys.readouterr().out
+    print(out)
+    return status, out
+
+
+def test_signed_publish_verifies_and_tampering_does_not(world: World,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    private, public = signing.generate(world.work / "keys", PASSPHRASE)
+    signer = signing.Signer(signing.decrypt(private.read_bytes(), PASSPHRASE, str(private)),
+                            str(private))
+    signed = world.relabelled("signed", publish.Candidate(world.base.ref, world.base.target,
+                                                          "runtime"))
+    [outcome] = world.publish(signed, signer=signer)
+    reference = world.repository.tag(outcome.immutable_tag)
+    status, out = verify(reference, public, capsys)
+    assert status == 0 and "verify: verified" in out and "1 valid signature(s)" in out
+    assert all(kind in out for kind in trust.REQUIRED_PREDICATES)
+    with registry.Session(world.repository, None, QUICK_RETRY) as session:
+        checked = trust.check(session, outcome.digest, trust.load_public_key(public))
+        provenance = checked.attestations["https://slsa.dev/provenance/v1"]
+        gate_records = checked.attestations["https://python-base.dev/attestations/gates/v1"]
+    assert provenance["buildDefinition"]["externalParameters"]["versions.yaml"]["sha256"] == \
+        world.base.target.python.sha256
+    assert gate_records["test"]["outcome"] == "passed" and gate_records["audit"]["status"] == "passed"
+
+    # The same content again: nothing is pushed, signed or attached.
+    before = world.all_tags()
+    [again] = world.publish(world.relabelled("signed-again", signed), signer=signer)
+    assert again.status == "unchanged" and world.all_tags() == before
+
+    # Another key does not verify it.
+    _, stranger = signing.generate(world.work / "stranger", PASSPHRASE)
+    status, out = verify(reference, stranger, capsys)
+    assert status == 1 and "NOT VERIFIED: a signature does not verify with the key" in out
+
+    # A tampered attestation (the predicate changed, the signature kept) does not verify.
+    att = trust.attachment_tag(outcome.digest, "att")
+    with registry.Session(world.repository, None, QUICK_RETRY) as session:
+        layers = session.get_artifact(att)
+        assert layers is not None and len(layers) == 3
+        envelope = json.loads(layers[1].data)
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        statement["predicate"]["runDetails"]["builder"]["id"] = "forged"
+        envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+        layers[1] = registry.ArtifactLayer(layers[1].media_type, json.dumps(envelope).encode(),
+                                           layers[1].annotations)
+        session.put_artifact(att, layers)
+    status, out = verify(reference, public, capsys)
+    assert status == 1 and "an attestation's signature does not verify with the key" in out
+    assert "no valid https://slsa.dev/provenance/v1 attestation" in out
+
+
+def test_unsigned_image_does_not_verify(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    _, public = signing.generate(world.work / "keys", PASSPHRASE)
+    plain = world.relabelled("plain", publish.Candidate(world.base.ref, world.base.target,
+                                                        "runtime"))
+    [outcome] = world.publish(plain)
+    status, out = verify(world.repository.tag(outcome.immutable_tag), public, capsys)
+    assert status == 1 and "NOT VERIFIED: not signed: " in out
+    assert cli.main(["verify", f"{world.repository.name}:no-such-tag", "--key",
+                     str(public)]) == 2
