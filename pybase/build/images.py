@@ -26,20 +26,30 @@ class Built:
     seconds: float
 
 
+def _git(*args: str) -> str | None:
+    """git's output in the repository, or None (no git, or not a checkout: an exported tree)."""
+    git_program = shutil.which("git")
+    if git_program is None:
+        return None
+    done = subprocess.run([git_program, "-C", str(paths.REPO), *args], capture_output=True,
+                          text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def git_revision() -> str:
     """HEAD's commit, marked -dirty when the work tree differs (so a label never lies)."""
-    git_program = shutil.which("git")  # a checkout without git (an exported tree): unknown
-    if git_program is None:
+    head = _git("rev-parse", "HEAD")
+    if head is None:
         return "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    return head + ("-dirty" if dirty else "")
 
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([git_program, "-C", str(paths.REPO), *args], capture_output=True,
-                              text=True, check=False)
-    head = git("rev-parse", "HEAD")
-    if head.returncode != 0:
-        return "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
-    return head.stdout.strip() + ("-dirty" if dirty else "")
+
+def build_order(build_date: date) -> str:
+    """label.BUILD_ORDER: the build day first, then HEAD's commit time, so that a later commit,
+    or the same commit rebuilt on a later day, sorts after."""
+    committed = _git("log", "-1", "--format=%ct") or "0"
+    return f"{build_date:%Y%m%d}.{int(committed):011d}"
 
 
 def upstream_digest(target: Target) -> str:
@@ -87,6 +97,7 @@ def build(matrix: Matrix, target: Target, variant: Variant, build_date: date | N
         label.VENDOR: matrix.image.vendor,
         label.BASE_NAME: target.upstream_image,
         label.BASE_DIGEST: digest,
+        label.BUILD_ORDER: build_order(build_date),
     }
     args = [
         "build", "--progress=plain", str(CONTEXT), "-t", ref,

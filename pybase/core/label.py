@@ -21,8 +21,11 @@ RECIPE = OURS + "recipe"
 ARCHIVE = OURS + "archive"
 # The cached compiled CPython tree an assembled upstream image holds (cpython_build).
 CPYTHON_TREE = OURS + "cpython-tree"
+# The order of our builds, compared as text: `<build day YYYYMMDD>.<commit time, 11 digits>`
+# (images.build_order). Publish never moves a rolling tag to an older build.
+BUILD_ORDER = OURS + "build-order"
 
 # Labels that change from build to build while the content stays: what the base brought is in
 # its package versions, so its digest and archive state do not count. The publish fingerprint
 # leaves them out.
-VOLATILE = frozenset({CREATED, REVISION, VERSION, BASE_DIGEST, ARCHIVE})
+VOLATILE = frozenset({CREATED, REVISION, VERSION, BASE_DIGEST, ARCHIVE, BUILD_ORDER})

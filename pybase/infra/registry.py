@@ -301,6 +301,23 @@ class Session:
             return None
         return parse_manifest(result.stdout)
 
+    def labels(self, reference: str) -> dict[str, str] | None:
+        """The labels of the image a tag (or digest) serves, from its config; None if none."""
+        ref = self.repository.digest(reference) if reference.startswith("sha256:") \
+            else self.repository.tag(reference)
+        try:
+            result = self._skopeo("inspect", "--config", *self._tls("--tls-verify"),
+                                  "--authfile", str(self.auth_file), f"docker://{ref}",
+                                  what=f"reading the config of {ref}")
+        except RegistryNotFound:
+            return None
+        try:
+            found = json.loads(result.stdout).get("config", {}).get("Labels") or {}
+        except (ValueError, AttributeError):
+            raise RegistryError(f"registry {self.repository.host}: the config of {ref} is not "
+                                "an image config") from None
+        return {str(k): str(v) for k, v in found.items()}
+
     def push(self, image_id: str, tag: str) -> str:
         """Upload an engine image under `tag`; returns the manifest digest the registry stored."""
         ref = self.repository.tag(tag)

@@ -46,4 +46,5 @@ class Outcome:
     fingerprint: str
     tags: dict[str, str] = field(default_factory=dict)  # tag -> digest
     changelog: dict[str, str] = field(default_factory=dict)  # format -> path
+    kept: dict[str, str] = field(default_factory=dict)  # rolling tag -> the newer build it serves
     seconds: float = 0.0

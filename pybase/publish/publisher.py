@@ -114,17 +114,33 @@ class Publisher:
         immutable, digest = promoter.write_immutable(c, gated.id, built_on)
         if self.signer is not None and evidence is not None:
             self._sign(digest, evidence, self.signer)
-        moved = {immutable: digest, **promoter.move_rolling(rolling, digest)}
+        newer = self._served_by_newer(c, rolling, gated.labels.get(label.BUILD_ORDER, ""))
+        moved = {immutable: digest,
+                 **promoter.move_rolling([t for t in rolling if t not in newer], digest)}
         outcome = Outcome(image=c.ref, image_id=gated.id, status=Status.PUBLISHED,
                           immutable_tag=immutable, digest=digest,
                           previous_digest=current.digest if current else None,
-                          fingerprint=fingerprint, tags=moved)
+                          fingerprint=fingerprint, tags=moved, kept=newer)
         outcome.changelog = records.write_changelog(self.record_dir, self.repository, outcome, old,
                                                     new)
         outcome.seconds = round(time.monotonic() - started, 1)
         self.echo(f"publish: {c.ref}: published {self.repository.tag(immutable)} ({digest[:19]})"
-                  f", {len(rolling)} rolling tags moved; changelog {outcome.changelog['markdown']}")
+                  f", {len(moved) - 1} rolling tags moved; changelog "
+                  f"{outcome.changelog['markdown']}")
         return outcome
+
+    def _served_by_newer(self, c: Candidate, rolling: Sequence[str],
+                         order: str) -> dict[str, str]:
+        """The rolling tags that serve a newer build than `order` already (a late publish of
+        an older pipeline): tag -> that build's order. Those are never moved back."""
+        newer = {}
+        for tag in rolling:
+            served = (self.session.labels(tag) or {}).get(label.BUILD_ORDER, "")
+            if served > order:
+                newer[tag] = served
+                self.echo(f"publish: {c.ref}: {tag} serves a newer build ({served} > "
+                          f"{order or 'unordered'}); left where it is")
+        return newer
 
     def _sign(self, digest: str, evidence: attest.Evidence, signer: Signer) -> None:
         """Sign and attest `digest`, then verify what the registry now serves for it."""

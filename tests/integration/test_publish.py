@@ -356,3 +356,22 @@ def test_unsigned_image_does_not_verify(world: World, capsys: pytest.CaptureFixt
     assert status == 1 and "NOT VERIFIED: not signed: " in out
     assert cli.main(["verify", f"{world.repository.name}:no-such-tag", "--key",
                      str(public)]) == 2
+
+
+def test_a_late_publish_of_an_older_build_never_moves_rolling_tags_back(
+        world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two pipelines: the newer one publishes first, the older one's publish runs late.
+    order = "LABEL org.python-base.build-order={}\n"
+    newer = world.image("newer", PROBE.replace("{version}", "2.0")
+                        + order.format("20991231.99999999999"))
+    older = world.image("older", PROBE.replace("{version}", "1.0")
+                        + order.format("20000101.00000000000"))
+    [first] = world.publish(newer)
+    [late] = world.publish(older)
+    assert late.status == "published" and world.digest(late.immutable_tag) == late.digest
+    assert late.kept == {tag: "20991231.99999999999" for tag in rolling(older)}
+    assert list(late.tags) == [late.immutable_tag]
+    for tag in rolling(older):
+        assert world.digest(tag) == first.digest, tag
+    assert f"{rolling(older)[0]} serves a newer build (20991231.99999999999 > " \
+        "20000101.00000000000); left where it is" in capsys.readouterr().out
