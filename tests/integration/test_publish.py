@@ -375,3 +375,29 @@ def test_a_late_publish_of_an_older_build_never_moves_rolling_tags_back(
         assert world.digest(tag) == first.digest, tag
     assert f"{rolling(older)[0]} serves a newer build (20991231.99999999999 > " \
         "20000101.00000000000); left where it is" in capsys.readouterr().out
+
+
+def test_registry_lost_while_signing_moves_nothing_and_the_rerun_signs(
+        world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    private, public = signing.generate(world.work / "keys", PASSPHRASE)
+    signer = signing.Signer(signing.decrypt(private.read_bytes(), PASSPHRASE, str(private)),
+                            str(private))
+    v1, v2 = world.probe("s1", "1.0"), world.probe("s2", "2.0")
+    [one] = world.publish(v1, signer=signer)
+
+    def kill(step: str) -> None:  # right after the immutable tag, before the signature
+        if step == "immutable":
+            os.kill(world.server.pid, signal.SIGKILL)
+            os.waitpid(world.server.pid, 0)
+
+    with pytest.raises(registry.RegistryError, match=world.server.address):
+        world.publish(v2, signer=signer, after_write=kill)
+    world.server = local_registry.start(world.server.directory, free_port_of(world))
+    for tag in rolling(v2):
+        assert world.digest(tag) == one.digest, tag  # nothing moved to an unsigned digest
+    [rerun] = world.publish(v2, signer=signer)
+    assert rerun.status == "published"
+    for tag in rolling(v2):
+        assert world.digest(tag) == rerun.digest
+    status, out = verify(world.repository.tag(rolling(v2)[0]), public, capsys)
+    assert status == 0, out
