@@ -16,7 +16,7 @@ from pybase.build import images, sbom
 from pybase.core import matrix, paths, settings, tags
 from pybase.core.errors import PybaseError
 from pybase.infra import engine, host, local_registry, registry
-from pybase.publish import Status, candidates, publisher, records, signing
+from pybase.publish import Status, candidates, publisher, records, renovate, signing
 from pybase.upstream import bootstrap, cpython_releases
 from pybase.verify import audit, check, trust
 
@@ -244,9 +244,19 @@ def cmd_local_registry(args: argparse.Namespace) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    same = gitlab.sync(matrix.load(), check=args.check)
+    """The files generated from versions.yaml: the GitLab entry list, the Renovate preset."""
+    m = matrix.load()
+    same = gitlab.sync(m, check=args.check)
     print(f"pipeline: {gitlab.GITLAB_CI.name} "
           + ("matches versions.yaml" if same else "ENTRY list rewritten from versions.yaml"))
+    where = renovate.PRESET.relative_to(paths.REPO)
+    if renovate.sync(m, check=args.check):
+        print(f"pipeline: {where} matches versions.yaml")
+    elif args.check:
+        raise gitlab.PipelineError(f"{where} differs from what versions.yaml gives; run "
+                                   "`nox -s pipeline` and commit the result")
+    else:
+        print(f"pipeline: {where} written from versions.yaml")
     return 0
 
 
@@ -395,7 +405,8 @@ def _other_commands(sub: Any) -> None:
                               help="also time this image's python3 in the speed comparison "
                                    "(repeatable; implies --speed)")
     bench_parser.set_defaults(func=cmd_bench)
-    pipe = sub.add_parser("pipeline", help="write .gitlab-ci.yml's entry list from versions.yaml")
+    pipe = sub.add_parser("pipeline", help="write the files generated from versions.yaml "
+                                           "(.gitlab-ci.yml's entry list, images/renovate.json)")
     pipe.add_argument("--check", action="store_true", help="fail on drift instead of writing")
     pipe.set_defaults(func=cmd_pipeline)
 
