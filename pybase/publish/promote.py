@@ -68,7 +68,7 @@ class Promoter:
     def move_rolling(self, rolling: Sequence[str], digest: str) -> dict[str, str]:
         """Point every rolling tag at `digest`, the reference tag (rolling[0]) last."""
         moved = {}
-        for tag in [*rolling[1:], rolling[0]]:
+        for tag in [*rolling[1:], *rolling[:1]]:
             self.session.copy(self.repository.digest(digest), tag)
             stored = self.session.manifest(tag)
             if stored is None or stored.digest != digest:
