@@ -101,38 +101,14 @@ def cmd_sbom(args: argparse.Namespace) -> None:
 
 
 def _session(args: argparse.Namespace, m: matrix.Matrix) -> registry.Session:
-    """The publish target: --local's registry, else PYTHON_BASE_REGISTRY / CI_REGISTRY_IMAGE /
-    versions.yaml; credentials only from the environment."""
-    if args.local:
-        reg = local_registry.ensure(*local_registry.configured())
-        print(f"publish: local registry at {reg.address} (pid {reg.pid}, data under "
-              f"{reg.directory}); `pybase local-registry stop` stops it")
-        repository = registry.Repository(f"{reg.address}/{m.image.name}")
-    else:
-        repository = registry.resolve_repository(m.image.registry, m.image.name, os.environ)
-    return registry.Session(repository, registry.credentials_from_env(os.environ))
-
-
-def _signer(args: argparse.Namespace) -> signing.Signer | None:
-    """The configured key; `--unsigned`: none; `--local` without a key: a throwaway one."""
-    if args.unsigned:
-        print("publish: UNSIGNED (--unsigned): consumers that require a signature will refuse "
-              "these images")
-        return None
-    if args.local and not settings.get(settings.SIGNING_KEY):
-        where = paths.cache_dir() / "local-signing"
-        signer = signing.throwaway(where)
-        print(f"publish: NO SIGNING KEY CONFIGURED: --local signs with a THROWAWAY key "
-              f"({signer.origin}); verify with {where / 'python-base.pub'}")
-        return signer
-    return signing.from_env(signing.public_key_path())
+    return registry.target_session(m.image.registry, m.image.name, local=args.local)
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     m = matrix.load()
     refs = _selected_refs(args)
     engine.require()
-    signer = _signer(args)
+    signer = signing.for_publish(local=args.local, unsigned=args.unsigned)
     with _session(args, m) as session:
         pub = publisher.Publisher(m, session, signer=signer)
         if args.rollback:
@@ -202,28 +178,8 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """0 verified, 1 not (the problems are printed), 2 could not look (a PybaseError)."""
-    repository, reference = registry.split_reference(args.reference)
-    key_path = args.key or signing.public_key_path()
-    key = trust.load_public_key(key_path)
-    with registry.Session(repository, registry.credentials_from_env(os.environ)) as session:
-        found = session.manifest(reference)
-        if found is None:
-            raise registry.RegistryError(f"{args.reference}: no such image in the registry")
-        checked = trust.check(session, found.digest, key)
-        problems = list(checked.problems)
-        attested = checked.attestations.get(trust.REQUIRED_PREDICATES[0])
-        if attested is not None:
-            image_id = session.pull(found.digest)
-            if json.loads(sbom.shipped(image_id)) != attested:
-                problems.append("the attested SBOM differs from the one in the image")
-    print(f"verify: {repository.name}@{found.digest} with {key_path}: "
-          f"{checked.signatures} valid signature(s), attestations: "
-          + (", ".join(sorted(checked.attestations)) or "none"))
-    for problem in problems:
-        print(f"verify: NOT VERIFIED: {problem}")
-    if not problems:
-        print("verify: verified")
-    return 1 if problems else 0
+    return 0 if trust.verify_reference(args.reference, args.key or signing.public_key_path()) \
+        else 1
 
 
 def cmd_signing_key(args: argparse.Namespace) -> int:

@@ -27,11 +27,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from pybase.core import settings
 from pybase.core.errors import PybaseError
-from pybase.infra import engine, host
+from pybase.infra import engine, host, local_registry, oci
 
 COMMAND_TIMEOUT = 900.0
 
@@ -137,54 +137,6 @@ class Manifest:
     config_digest: str   # the image ID the engine shows
     layers: list[str]
     raw: bytes = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ArtifactLayer:
-    """One layer of an OCI artifact (cosign's signatures and attestations are such)."""
-
-    media_type: str
-    data: bytes = field(repr=False)
-    annotations: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
-
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-
-
-def oci_layout(directory: Path, layers: Sequence[ArtifactLayer], name: str) -> str:
-    """Write an OCI image layout holding one artifact manifest of `layers` (its config lists
-    them, as cosign's does); returns the manifest's digest."""
-    blobs = directory / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-
-    def blob(data: bytes) -> dict[str, Any]:
-        digest = hashlib.sha256(data).hexdigest()
-        (blobs / digest).write_bytes(data)
-        return {"size": len(data), "digest": f"sha256:{digest}"}
-
-    config = json.dumps({"architecture": "", "os": "", "config": {},
-                         "rootfs": {"type": "layers",
-                                    "diff_ids": [layer.digest for layer in layers]}},
-                        separators=(",", ":")).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, **blob(config)},
-        "layers": [{"mediaType": layer.media_type, **blob(layer.data),
-                    **({"annotations": layer.annotations} if layer.annotations else {})}
-                   for layer in layers],
-    }, separators=(",", ":")).encode()
-    described = blob(manifest)
-    (directory / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (directory / "index.json").write_text(json.dumps({
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": OCI_MANIFEST, **described,
-                       "annotations": {"org.opencontainers.image.ref.name": name}}]}))
-    return str(described["digest"])
 
 
 @dataclass(frozen=True)
@@ -342,11 +294,11 @@ class Session:
                      f"docker://{source}", f"docker://{self.repository.tag(tag)}",
                      what=f"pointing {tag} at {source.rsplit('@', 1)[-1][:19]}")
 
-    def put_artifact(self, tag: str, layers: Sequence[ArtifactLayer]) -> str:
+    def put_artifact(self, tag: str, layers: Sequence[oci.ArtifactLayer]) -> str:
         """Store an OCI artifact of `layers` under `tag` (replacing what the tag held); returns
         its manifest digest, checked against what the registry then serves."""
         with tempfile.TemporaryDirectory(prefix="pybase-artifact-") as tmp:
-            digest = oci_layout(Path(tmp), layers, "artifact")
+            digest = oci.layout(Path(tmp), layers, "artifact")
             self._skopeo("copy", "--preserve-digests", "--quiet", *self._tls("--dest-tls-verify"),
                          "--dest-authfile", str(self.auth_file), f"oci:{tmp}:artifact",
                          f"docker://{self.repository.tag(tag)}", what=f"writing {tag}")
@@ -356,7 +308,7 @@ class Session:
                                 f"artifact {digest[:19]} after writing it")
         return digest
 
-    def get_artifact(self, tag: str) -> list[ArtifactLayer] | None:
+    def get_artifact(self, tag: str) -> list[oci.ArtifactLayer] | None:
         """The layers of the artifact under `tag` (each blob checked against its digest), or
         None when there is no such tag."""
         found = self.manifest(tag)
@@ -374,7 +326,7 @@ class Session:
             layers = []
             for item in described:
                 data = (Path(tmp) / str(item["digest"]).removeprefix("sha256:")).read_bytes()
-                layer = ArtifactLayer(str(item["mediaType"]), data,
+                layer = oci.ArtifactLayer(str(item["mediaType"]), data,
                                       dict(item.get("annotations") or {}))
                 if layer.digest != item["digest"]:
                     raise RegistryError(f"registry {self.repository.host}: a layer of {tag} "
@@ -391,6 +343,21 @@ class Session:
         if found is None:
             raise RegistryError(f"{ref} was pulled but the engine does not show it")
         return found
+
+
+def target_session(image_registry: str, image_name: str, *, local: bool,
+                   echo: Callable[[str], None] = print) -> Session:
+    """Where publish (and candidate, check --published) go: `local`: the registry on 127.0.0.1
+    (started if needed), else PYTHON_BASE_REGISTRY / CI_REGISTRY_IMAGE / versions.yaml's;
+    credentials only from the environment."""
+    if local:
+        reg = local_registry.ensure(*local_registry.configured())
+        echo(f"publish: local registry at {reg.address} (pid {reg.pid}, data under "
+             f"{reg.directory}); `pybase local-registry stop` stops it")
+        repository = Repository(f"{reg.address}/{image_name}")
+    else:
+        repository = resolve_repository(image_registry, image_name, os.environ)
+    return Session(repository, credentials_from_env(os.environ))
 
 
 def split_reference(reference: str) -> tuple[Repository, str]:

@@ -25,7 +25,7 @@ from typing import Any
 from pybase.build import sbom
 from pybase.core import label, paths, settings
 from pybase.core.matrix import Target, Variant
-from pybase.infra import engine, registry
+from pybase.infra import engine, oci, registry
 from pybase.publish import PublishError
 from pybase.publish.signing import Signer
 from pybase.verify import gates, trust
@@ -108,7 +108,7 @@ def sign_and_attest(session: registry.Session, signer: Signer, digest: str,
     name = session.repository.name
     key = signer.key.public_key()
 
-    def ours(layers: list[registry.ArtifactLayer]) -> bool:
+    def ours(layers: list[oci.ArtifactLayer]) -> bool:
         return any(trust.check_signature_layer(
             key, digest, name, layer.data,
             layer.annotations.get(trust.SIGNATURE_ANNOTATION, "")) is None for layer in layers)
@@ -119,7 +119,7 @@ def sign_and_attest(session: registry.Session, signer: Signer, digest: str,
     statements = [(PREDICATE_SBOM, evidence.sbom), (PREDICATE_PROVENANCE, evidence.provenance),
                   (PREDICATE_GATES, evidence.gates)]
     session.put_artifact(trust.attachment_tag(digest, "att"), [
-        registry.ArtifactLayer(
+        oci.ArtifactLayer(
             trust.DSSE_ENVELOPE,
             json.dumps(signer.envelope(trust.statement(digest, name, kind, predicate)),
                        separators=(",", ":")).encode(),
@@ -127,6 +127,6 @@ def sign_and_attest(session: registry.Session, signer: Signer, digest: str,
         for kind, predicate in statements])
     # The signature last: a digest with a signature has its attestations.
     payload = trust.simple_signing_payload(name, digest)
-    session.put_artifact(trust.attachment_tag(digest, "sig"), [registry.ArtifactLayer(
+    session.put_artifact(trust.attachment_tag(digest, "sig"), [oci.ArtifactLayer(
         trust.SIMPLE_SIGNING, payload, {trust.SIGNATURE_ANNOTATION: signer.sign(payload)})])
     return True

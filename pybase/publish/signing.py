@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import nacl.secret
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from pybase.core import settings
+from pybase.core import paths, settings
 from pybase.verify import trust
 
 PEM_TYPE = "ENCRYPTED COSIGN PRIVATE KEY"
@@ -183,3 +184,20 @@ def throwaway(directory: Path) -> Signer:
                                     serialization.NoEncryption()))
     public.write_bytes(trust.public_pem(key.public_key()))
     return Signer(key, str(private))
+
+
+def for_publish(*, local: bool, unsigned: bool,
+                echo: Callable[[str], None] = print) -> Signer | None:
+    """The key publish signs with: the configured one; `unsigned`: none; `local` with no key
+    configured: a throwaway one (said loudly)."""
+    if unsigned:
+        echo("publish: UNSIGNED (--unsigned): consumers that require a signature will refuse "
+             "these images")
+        return None
+    if local and not settings.get(settings.SIGNING_KEY):
+        where = paths.cache_dir() / "local-signing"
+        signer = throwaway(where)
+        echo(f"publish: NO SIGNING KEY CONFIGURED: --local signs with a THROWAWAY key "
+             f"({signer.origin}); verify with {where / f'{KEY_NAME}.pub'}")
+        return signer
+    return from_env(public_key_path())

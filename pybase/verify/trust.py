@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from pybase.build import sbom
 from pybase.core import paths
 from pybase.core.errors import PybaseError
 from pybase.infra import registry
@@ -193,3 +196,29 @@ def check(session: registry.Session, digest: str, key: ec.EllipticCurvePublicKey
         problems += [f"no valid {kind} attestation" for kind in REQUIRED_PREDICATES
                      if kind not in attestations]
     return Checked(digest, signatures, attestations, problems)
+
+
+def verify_reference(reference: str, key_path: Path,
+                     echo: Callable[[str], None] = print) -> bool:
+    """`pybase verify REF`: the signature and attestations of the image REF names (a tag or a
+    digest, any registry) against the key, and the attested SBOM against the image's own
+    (pulled by digest). Prints what held and every problem; True when verified."""
+    repository, found_as = registry.split_reference(reference)
+    key = load_public_key(key_path)
+    with registry.Session(repository, registry.credentials_from_env(os.environ)) as session:
+        found = session.manifest(found_as)
+        if found is None:
+            raise registry.RegistryError(f"{reference}: no such image in the registry")
+        checked = check(session, found.digest, key)
+        problems = list(checked.problems)
+        attested = checked.attestations.get(REQUIRED_PREDICATES[0])
+        if attested is not None and json.loads(sbom.shipped(session.pull(found.digest))) \
+                != attested:
+            problems.append("the attested SBOM differs from the one in the image")
+    echo(f"verify: {repository.name}@{found.digest} with {key_path}: {checked.signatures} valid "
+         "signature(s), attestations: " + (", ".join(sorted(checked.attestations)) or "none"))
+    for problem in problems:
+        echo(f"verify: NOT VERIFIED: {problem}")
+    if not problems:
+        echo("verify: verified")
+    return not problems

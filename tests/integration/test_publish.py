@@ -24,7 +24,7 @@ from support import MATRIX, Image, docker, free_port
 
 from pybase import cli, publish
 from pybase.core import paths, settings, tags
-from pybase.infra import engine, local_registry, registry
+from pybase.infra import engine, local_registry, oci, registry
 from pybase.publish import publisher, signing
 from pybase.verify import gates, trust
 
@@ -339,7 +339,7 @@ def test_signed_publish_verifies_and_tampering_does_not(world: World,
         statement = json.loads(base64.b64decode(envelope["payload"]))
         statement["predicate"]["runDetails"]["builder"]["id"] = "forged"
         envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-        layers[1] = registry.ArtifactLayer(layers[1].media_type, json.dumps(envelope).encode(),
+        layers[1] = oci.ArtifactLayer(layers[1].media_type, json.dumps(envelope).encode(),
                                            layers[1].annotations)
         session.put_artifact(att, layers)
     status, out = verify(reference, public, capsys)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pybase.core import settings
-from pybase.infra import registry
+from pybase.infra import oci, registry
 from pybase.publish import signing
 from pybase.verify import trust
 
@@ -136,14 +136,14 @@ def test_references_split_into_repository_and_tag(reference: str, repository: st
 
 
 def test_artifact_layout_is_cosigns(tmp_path: Path) -> None:
-    layer = registry.ArtifactLayer(trust.SIMPLE_SIGNING, b'{"x":1}',
+    layer = oci.ArtifactLayer(trust.SIMPLE_SIGNING, b'{"x":1}',
                                    {trust.SIGNATURE_ANNOTATION: "c2ln"})
-    digest = registry.oci_layout(tmp_path, [layer], "artifact")
+    digest = oci.layout(tmp_path, [layer], "artifact")
     index = json.loads((tmp_path / "index.json").read_text())
     assert index["manifests"][0]["digest"] == digest
     blob = tmp_path / "blobs" / "sha256"
     manifest = json.loads((blob / digest.removeprefix("sha256:")).read_text())
-    assert manifest["mediaType"] == registry.OCI_MANIFEST
+    assert manifest["mediaType"] == oci.OCI_MANIFEST
     assert manifest["layers"] == [{"mediaType": trust.SIMPLE_SIGNING, "size": 7,
                                    "digest": layer.digest,
                                    "annotations": {trust.SIGNATURE_ANNOTATION: "c2ln"}}]
