@@ -1,6 +1,8 @@
 """Publishing against real registries on 127.0.0.1 (Debian's docker-registry), each started and
 stopped by the test that uses it: first publish, the unchanged no-op, changed content with its
-changelog, a registry killed mid-publish and the rerun, refused credentials, rollback, gates.
+changelog, a registry killed mid-publish and the rerun, refused credentials, rollback, gates;
+signatures and attestations (verify, a stranger's key, tampering, unsigned, a registry lost
+before the signature) and a late publish of an older build.
 
 The candidates are small test images made FROM the first selected runtime image, so every
 push after the first reuses its layers.
