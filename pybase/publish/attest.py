@@ -15,6 +15,7 @@ left as it is.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -58,7 +59,7 @@ def gather(ref: str, image_id: str, target: Target, variant: Variant, test_recor
     upstream = engine.image_labels(target.upstream_image) or {}
     debian = engine.image_labels(target.debian_image) or {}
     name = paths.report_name(ref)
-    records = {}
+    records: dict[str, Any] = {}
     for kind, directory in (("test", test_records), ("audit", audit_records)):
         path = directory / f"{name}.json"
         try:
@@ -98,6 +99,9 @@ def gather(ref: str, image_id: str, target: Target, variant: Variant, test_recor
                          "finishedOn": gates.now()},
         },
     }
+    junit = test_records.parents[1] / "junit.xml"  # the test session's report beside the gates
+    if junit.is_file():
+        records["junit_sha256"] = hashlib.sha256(junit.read_bytes()).hexdigest()
     return Evidence(json.loads(sbom.shipped(image_id)), provenance, records)
 
 
