@@ -241,10 +241,13 @@ class Session:
             return []
         return [str(t) for t in json.loads(result.stdout).get("Tags") or []]
 
+    def _reference(self, tag_or_digest: str) -> str:
+        return (self.repository.digest(tag_or_digest) if tag_or_digest.startswith("sha256:")
+                else self.repository.tag(tag_or_digest))
+
     def manifest(self, reference: str) -> Manifest | None:
         """The manifest a tag (or digest) points at, or None if there is none."""
-        ref = self.repository.digest(reference) if reference.startswith("sha256:") \
-            else self.repository.tag(reference)
+        ref = self._reference(reference)
         try:
             result = self._skopeo("inspect", "--raw", *self._tls("--tls-verify"), "--authfile",
                                   str(self.auth_file), f"docker://{ref}",
@@ -255,8 +258,7 @@ class Session:
 
     def labels(self, reference: str) -> dict[str, str] | None:
         """The labels of the image a tag (or digest) serves, from its config; None if none."""
-        ref = self.repository.digest(reference) if reference.startswith("sha256:") \
-            else self.repository.tag(reference)
+        ref = self._reference(reference)
         try:
             result = self._skopeo("inspect", "--config", *self._tls("--tls-verify"),
                                   "--authfile", str(self.auth_file), f"docker://{ref}",

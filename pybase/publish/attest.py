@@ -9,8 +9,7 @@
   - PREDICATE_GATES: ours (README, "Trust"): the test record and the audit record that let it
     be published.
 
-Nothing is attached twice: a digest whose signature by this key is already in the registry is
-left as it is.
+Nothing is attached twice: publisher writes only for a digest that does not verify yet.
 """
 
 from __future__ import annotations
@@ -106,20 +105,10 @@ def gather(ref: str, image_id: str, target: Target, variant: Variant, test_recor
 
 
 def sign_and_attest(session: registry.Session, signer: Signer, digest: str,
-                    evidence: Evidence) -> bool:
-    """Write the signature and the attestations of `digest`; False when this key had already
-    signed it (nothing written)."""
+                    evidence: Evidence) -> None:
+    """Write the attestations of `digest`, then its signature (so that a digest with a
+    signature has its attestations), replacing what those two tags held."""
     name = session.repository.name
-    key = signer.key.public_key()
-
-    def ours(layers: list[oci.ArtifactLayer]) -> bool:
-        return any(trust.check_signature_layer(
-            key, digest, name, layer.data,
-            layer.annotations.get(trust.SIGNATURE_ANNOTATION, "")) is None for layer in layers)
-
-    existing = session.get_artifact(trust.attachment_tag(digest, "sig"))
-    if existing is not None and ours(existing):
-        return False
     statements = [(PREDICATE_SBOM, evidence.sbom), (PREDICATE_PROVENANCE, evidence.provenance),
                   (PREDICATE_GATES, evidence.gates)]
     session.put_artifact(trust.attachment_tag(digest, "att"), [
@@ -129,8 +118,6 @@ def sign_and_attest(session: registry.Session, signer: Signer, digest: str,
                        separators=(",", ":")).encode(),
             {trust.SIGNATURE_ANNOTATION: "", trust.PREDICATE_ANNOTATION: kind})
         for kind, predicate in statements])
-    # The signature last: a digest with a signature has its attestations.
     payload = trust.simple_signing_payload(name, digest)
     session.put_artifact(trust.attachment_tag(digest, "sig"), [oci.ArtifactLayer(
         trust.SIMPLE_SIGNING, payload, {trust.SIGNATURE_ANNOTATION: signer.sign(payload)})])
-    return True

@@ -143,14 +143,19 @@ class Publisher:
         return newer
 
     def _sign(self, digest: str, evidence: attest.Evidence, signer: Signer) -> None:
-        """Sign and attest `digest`, then verify what the registry now serves for it."""
+        """Sign and attest `digest` unless it verifies already (a rerun), then verify what the
+        registry serves for it."""
         started = time.monotonic()
-        wrote = attest.sign_and_attest(self.session, signer, digest, evidence)
-        checked = trust.check(self.session, digest, signer.key.public_key())
+        key = signer.key.public_key()
+        checked = trust.check(self.session, digest, key)
+        verb = "already signed and attested by this key"
+        if not checked.ok:
+            attest.sign_and_attest(self.session, signer, digest, evidence)
+            checked = trust.check(self.session, digest, key)
+            verb = "signed and attested"
         if not checked.ok:
             raise PublishError(f"registry {self.repository.host}: {digest[:19]} does not verify "
                                "after signing: " + "; ".join(checked.problems))
-        verb = "signed and attested" if wrote else "already signed by this key"
         self.echo(f"publish: {digest[:19]}: {verb}, verified "
                   f"({len(checked.attestations)} attestations) in "
                   f"{time.monotonic() - started:.1f} s")

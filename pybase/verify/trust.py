@@ -128,7 +128,7 @@ def check_signature_layer(key: ec.EllipticCurvePublicKey, digest: str, repositor
         return "a signed payload is not a simple-signing payload"
     if signed_digest != digest:
         return f"a valid signature is for {signed_digest}, not {digest}"
-    if signed_repo.split("@")[0].rsplit(":", 1)[0] != repository and signed_repo != repository:
+    if signed_repo != repository:
         return f"a valid signature names {signed_repo}, not {repository}"
     return None
 
