@@ -38,6 +38,15 @@ ARG PYTHON_OPTIMIZE=0
 #   `python -X perf_jit` (3.13+) gives perf Python frames without them. The bench builds the
 #   other setting.
 ARG PYTHON_FRAME_POINTERS=0
+# 0 = the interpreter executable is not position-independent (ELF type EXEC), as Debian links
+#   its /usr/bin/python3.X: code addresses are link-time constants, so the eval loop's computed
+#   gotos, jump tables and globals need no base register. `nox -s bench -- --speed` measures
+#   the other setting (1 = a PIE, the recipe until 2026-12). What it costs: the executable's
+#   own code and data sit at a fixed address (libraries, heap and stack stay randomized).
+ARG PYTHON_PIE=0
+# The regrtest arguments of the PGO training run; empty = CPython's own (`-m test --pgo`).
+# The bench builds a wider one (--pgo-extended) to measure the training set on its own.
+ARG PYTHON_PGO_TASK=""
 
 # The profile run of a PGO build recurses deeply (test_functools) and overflows the default 8 MiB
 # stack here, so the stack limit is lifted in the same shell that runs make. The same overflow
@@ -89,16 +98,24 @@ RUN --mount=type=bind,source=Python.tar.xz,target=/usr/src/Python.tar.xz \
         amd64/1|arm64/1) EXTRA_CFLAGS="$EXTRA_CFLAGS -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer" ;; \
     esac; \
     ulimit -s unlimited; \
-    make -j "$(nproc)" "EXTRA_CFLAGS=$EXTRA_CFLAGS" "LDFLAGS=$LDFLAGS"; \
+    set -- "EXTRA_CFLAGS=$EXTRA_CFLAGS" "LDFLAGS=$LDFLAGS"; \
+    if [ -n "${PYTHON_PGO_TASK}" ]; then set -- "$@" "PROFILE_TASK=${PYTHON_PGO_TASK}"; fi; \
+    make -j "$(nproc)" "$@"; \
     # The interpreter executable is linked again, from libpython's (PGO-optimized) objects rather
     # than against libpython3.X.so, as Debian links /usr/bin/python3.X: calls, globals and the
     # thread state (thread-local) become direct accesses instead of going through the PLT, the
     # GOT and __tls_get_addr. The shared library is still installed for embedders and for
     # `python3-config --embed`; extension modules find the C API in the executable
     # (-export-dynamic). The make variables are the ones a --disable-shared build uses.
+    # -no-pie (PYTHON_PIE=0): the objects were compiled -fPIC for libpython, but with LTO the
+    # code is generated at this link, and GCC generates it for the output type the linker
+    # reports (lto_post_options: an executable gets neither -fPIC nor -fPIE), so no second
+    # compile of the objects is needed.
     rm python; \
+    if [ "${PYTHON_PIE}" = 0 ]; then LDFLAGS="$LDFLAGS -no-pie"; fi; \
     make "EXTRA_CFLAGS=$EXTRA_CFLAGS" "LDFLAGS=$LDFLAGS" \
         'LINK_PYTHON_DEPS=$(LIBRARY_OBJS)' 'LINK_PYTHON_OBJS=$(LIBRARY_OBJS)' python; \
+    readelf --file-header python | grep -E '^ +Type:'; \
     make install
 
 # Not needed to run Python, and tens of MB: the test suites (idle_test too:

@@ -12,16 +12,15 @@ import json
 import time
 from collections.abc import Sequence
 
-from pybase.bench import builds, junit, pipshare, refresh, report, sizes, speed, startup
-from pybase.bench.results import Machine, Results, TargetResult
+from pybase.bench import builds, junit, refresh, report, sizes, speed, startup
+from pybase.bench.results import RUNTIME, Machine, Results, TargetResult
 from pybase.core import paths, tags
-from pybase.core.matrix import Matrix, Target, Variant
+from pybase.core.matrix import Matrix, Target
 from pybase.infra import engine
 from pybase.upstream import payload
 
 JSON_REPORT = paths.REPORTS / "bench.json"
 MARKDOWN_REPORT = paths.REPORTS / "bench.md"
-RUNTIME: Variant = "runtime"
 
 
 def _speed_target(targets: list[Target]) -> Target | None:
@@ -48,12 +47,11 @@ def run(matrix: Matrix, targets: list[Target], with_speed: bool = False,
         refs = built[target.key]
         upstream = measured[target.upstream_image]
         ours: dict[str, sizes.ImageSize] = {variant: measured[ref] for variant, ref in refs.items()}
-        print(f"bench {target.key}: start-up, pip, builds", flush=True)
+        print(f"bench {target.key}: start-up, builds", flush=True)
         results.append(TargetResult(
             target.key, upstream, ours, sizes.overhead(ours[RUNTIME], upstream),
             startup.measure(refs[RUNTIME], target.upstream_image),
             builds.measure(target),
-            pipshare.measure(refs[RUNTIME], target.upstream_image, target.key),
             payload.upgrade_payload(refs[RUNTIME]) or 0))
     print("bench: refresh (Debian base from today's archive, CPython assembled)", flush=True)
     refreshed = refresh.measure(targets, matrix.cpython.optimize)

@@ -11,12 +11,14 @@ from pathlib import Path
 
 from pybase.bench.builds import BuildTimes
 from pybase.bench.junit import TestTimes
-from pybase.bench.pipshare import PipShare
 from pybase.bench.refresh import Refresh
 from pybase.bench.sizes import ImageSize
 from pybase.bench.speed import Speed
 from pybase.bench.startup import Startup
+from pybase.core.matrix import Variant
 from pybase.infra import engine
+
+RUNTIME: Variant = "runtime"  # the variant whose size and start-up are compared with upstream
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,6 @@ class TargetResult:
     overhead: dict[str, tuple[int, int]]  # cause -> (bytes, gzip bytes), runtime variant
     startup: Startup
     builds: BuildTimes
-    pip: PipShare
     upgrade_payload: int  # bytes the runtime image's OS-upgrade layer adds (pybase.upstream.payload)
 
 

@@ -28,7 +28,9 @@ UPGRADE = "OS upgrade"
 CAUSES: tuple[tuple[str, str], ...] = (
     (payload.UPGRADE_STEP, UPGRADE),
     ("sbom.cdx.json", "SBOM"),
-    ("-m venv", "venv (pip)"),
+    ("-m venv", "venv"),
+    ("env -u PYTHONDONTWRITEBYTECODE", "start-up bytecode"),
+    ("cpython-lib", "libpython (build)"),
     ("install -y --no-install-recommends tini", "tini"),
     ("useradd", "user, /app"),
     ("g++ gcc", "compilers (build)"),

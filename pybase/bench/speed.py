@@ -1,13 +1,13 @@
-"""Interpreter speed (`-- --speed`): a pinned set of pyperformance's benchmarks
-(pybase.bench.pyperformance) run by our CPython, by the same recipe with one choice undone (no
-PGO/LTO; frame pointers), by Debian's own python3.13 (PGO+LTO at -O3, its /usr/bin/python3.13
-linked statically) and by any image given with `--compare`, in containers on this machine in one
-run.
+"""Interpreter speed (`-- --speed`): the pinned pyperformance benchmarks
+(pybase.bench.pyperformance) run by our CPython, by the same recipe with one lever undone or
+changed (each a bench-only build: the lever measured alone), by Debian's own python3.13 (PGO+LTO
+at -O3, its /usr/bin/python3.13 linked statically and not a PIE) and by any image given with
+`--compare`, in containers on this machine in one run.
 
 The comparison images are bench-only and kept by their tags for later runs: their compiled trees
 are `pybase-bench/cpython-tree:<version>-<release>-<key>-<variant>` (images/python/
-compile.Dockerfile with other build args; ~4 min without PGO, ~15 min with it on 2 cores),
-assembled as `pybase-bench/python:<version>-slim-<release>-<variant>`, and
+compile.Dockerfile with other build args; ~15 min with PGO+LTO on 2 cores, longer with the
+wider training), assembled as `pybase-bench/python:<version>-slim-<release>-<variant>`, and
 `pybase-bench/debian-python:<release>` (the archive's package in debian:<release>-slim).
 Each benchmark runs every contender in turn, starting with another one each round, so a busy
 moment on a shared machine slows all of them alike; each figure is the mean over rounds of
@@ -30,12 +30,15 @@ from pybase.upstream import cpython_build
 
 DEBIAN_RELEASE = "trixie"  # the distribution build compared against: trixie's python3.13
 DEBIAN_MINOR = "3.13"
-# Ours with one choice undone: (label, tag suffix, optimize, extra build args).
+# Ours with one lever undone or changed: (label, tag suffix, optimize, extra build args).
+# Measured earlier and since dropped from the run (figures in compile.Dockerfile and
+# versions.yaml): no PGO/LTO (1.20x slower) and frame pointers (5 % slower).
+PIE = "PIE executable (the recipe until 2026-12)"
 VARIANTS = (
-    ("same recipe, no PGO/LTO", "noopt", False, ()),
-    ("same recipe, with frame pointers", "fp", True, ("--build-arg", "PYTHON_FRAME_POINTERS=1")),
+    (PIE, "pie", True, ("--build-arg", "PYTHON_PIE=1")),
+    ("PGO trained on regrtest --pgo-extended", "pgo-extended", True,
+     ("--build-arg", "PYTHON_PGO_TASK=-m test --pgo-extended -j2 --timeout=$(TESTTIMEOUT)")),
 )
-WITH_FRAME_POINTERS = VARIANTS[1][0]
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Speed:
     seconds: dict[str, dict[str, float]]  # label -> benchmark -> mean over rounds of pyperf's mean
     stdev: dict[str, dict[str, float]]    # label -> benchmark -> largest pyperf stdev / mean
     ratios: dict[str, RatioSpread]        # label -> how many times faster ours is than it
+    core_ratios: dict[str, RatioSpread]   # the same over pyperformance.CORE only
     rounds: int
 
 
@@ -86,9 +90,12 @@ def _version(contender: Contender) -> str:
                          capture=True).stdout.strip()
 
 
-def ratios(seconds: dict[str, dict[str, float]], ours: str) -> dict[str, RatioSpread]:
-    """Per other contender: its time over ours per workload (> 1: ours is faster), summarized."""
-    return {label: RatioSpread.of([times[w] / seconds[ours][w] for w in seconds[ours]])
+def ratios(seconds: dict[str, dict[str, float]], ours: str,
+           only: Sequence[str] = ()) -> dict[str, RatioSpread]:
+    """Per other contender: its time over ours per workload (> 1: ours is faster), summarized;
+    `only`: these workloads (default: all)."""
+    chosen = [w for w in seconds[ours] if not only or w in only]
+    return {label: RatioSpread.of([times[w] / seconds[ours][w] for w in chosen])
             for label, times in seconds.items() if label != ours}
 
 
@@ -117,4 +124,6 @@ def measure(ours_ref: str, target: Target, rounds: int = 2,
                for label, found in samples.items()}
     stdev = {label: {b: max(s.stdev / s.mean for s in runs) for b, runs in found.items()}
              for label, found in samples.items()}
-    return Speed(contenders, seconds, stdev, ratios(seconds, contenders[0].label), rounds)
+    ours = contenders[0].label
+    return Speed(contenders, seconds, stdev, ratios(seconds, ours),
+                 ratios(seconds, ours, pyperformance.CORE), rounds)

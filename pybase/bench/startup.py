@@ -13,7 +13,10 @@ from pybase.bench.stats import Summary
 from pybase.infra import engine
 
 PROBE = Path(__file__).with_name("startup_probe.py")
+# The probe's case names (startup_probe.py) that the report compares with upstream.
 BARE = "python -c pass"
+FILE_SECRETS = "python -m file_secrets true"
+ENTRYPOINT = "tini + entrypoint"
 
 
 @dataclass(frozen=True)

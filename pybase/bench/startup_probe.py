@@ -24,6 +24,8 @@ def cases() -> dict[str, tuple[list[str], dict[str, str], int]]:
     env = dict(os.environ)
     found = {"python -c pass": (["python", "-c", "pass"], env, 0)}
     if os.path.exists(ENTRYPOINT):
+        # The secrets loader as a module, for apps started without our entrypoint.
+        found["python -m file_secrets true"] = (["python", "-m", "file_secrets", "true"], env, 0)
         # -s: tini is not PID 1 here, so it registers as a subreaper instead (one prctl).
         via = ["/usr/bin/tini", "-s", "--", ENTRYPOINT, "python", "-c", "pass"]
         found["tini + entrypoint"] = (via, env, 0)

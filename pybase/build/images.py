@@ -13,6 +13,7 @@ from pybase.build import sbom
 from pybase.core import label, paths, settings, tags
 from pybase.core.matrix import Matrix, Target, Variant
 from pybase.infra import engine
+from pybase.upstream import cpython_build
 
 CONTEXT = paths.REPO / "images" / "python-base"
 
@@ -68,6 +69,7 @@ def build_args(target: Target, variant: Variant, *, digest: str, os_upgrade_stam
     values = {
         "UPSTREAM_IMAGE": target.upstream_image,
         "UPSTREAM_DIGEST": digest,
+        "CPYTHON_TREE": cpython_build.tree_of(target),
         "VARIANT": variant,
         "OS_UPGRADE_STAMP": os_upgrade_stamp,
         "BUILD_DATE": build_date,

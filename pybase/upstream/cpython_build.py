@@ -57,6 +57,24 @@ def tree_ref(target: Target, optimize: bool) -> str:
     return f"{TREE_REPOSITORY}:{target.key}-{tree_key(target, optimize)}"
 
 
+def tree_of(target: Target) -> str:
+    """The tree the entry's upstream image was assembled from (its label names the key): the
+    -build variant copies libpython3.X.so from it, which the slim image leaves out."""
+    labels = engine.image_labels(target.upstream_image)
+    if labels is None:
+        raise UpstreamError(f"upstream image {target.upstream_image} is missing; "
+                            "run `nox -s bootstrap` first")
+    key = labels.get(label.CPYTHON_TREE)
+    if not key:
+        raise UpstreamError(f"{target.upstream_image} has no {label.CPYTHON_TREE} label: it was "
+                            "not assembled by `nox -s bootstrap`; run it again")
+    ref = f"{TREE_REPOSITORY}:{target.key}-{key}"
+    if engine.image_id(ref) is None:
+        raise UpstreamError(f"{ref}, the CPython tree {target.upstream_image} was assembled "
+                            "from, is missing; `nox -s bootstrap -- --recompile` makes it again")
+    return ref
+
+
 def build_args(target: Target, optimize: bool, base: str | None = None) -> list[str]:
     return ["--build-arg", f"DEBIAN_IMAGE={base or target.debian_image}",
             "--build-arg", f"PYTHON_VERSION={target.python.version}",

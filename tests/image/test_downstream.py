@@ -7,6 +7,8 @@ Example projects under tests/downstream/ are built against every freshly built r
                   `build-ca` secret; a token read from APP_TOKEN_FILE (mounted like Compose/Swarm
                   secrets); HEALTHCHECK_PATH=/healthz; runs as 10001 on a read-only root filesystem
   wheels/         a C extension compiled in the -build image, its venv copied into the runtime image
+  embed/          uWSGI (embeds the interpreter) compiled in -build, run on the runtime image with
+                  libpython3.X.so copied along
   secret-probe/   a RUN that uses a random per-run BuildKit secret: the value must be in no layer,
                   not in the history and not in the image config
 
@@ -404,6 +406,49 @@ def test_wheels_image_runs_as_the_app_user_with_a_root_owned_venv(wheels: Built)
                  "touch /opt/venv/.probe 2>/dev/null && echo writable || echo read-only")
     assert result.stdout.split("\n")[:5] == [str(APP_UID), str(APP_UID), "0 755", "0 755",
                                              "read-only"], result.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# embed: uWSGI compiled in -build, run on the runtime image with libpython copied along
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def embed(runtime_image: Image, built_images: list[str]) -> Built:
+    build_image = build_variant(runtime_image, "build")
+    build_image.inspect()
+    return build_example("embed", runtime_image, built_images,
+                         build_args={"BUILD_BASE": build_image.ref})
+
+
+def test_embedder_serves_from_the_runtime_image(embed: Built) -> None:
+    """The runtime image has no libpython3.X.so; the README's two COPY lines and ldconfig
+    are all an embedder built in -build needs."""
+    name = f"pybase-downstream-{uuid.uuid4().hex[:10]}"
+    try:
+        docker("run", "--detach", "--name", name, "--read-only", "--cap-drop", "ALL",
+               "--publish", "127.0.0.1::8000", embed.ref)
+        address = docker("port", name, "8000/tcp").stdout.splitlines()[0].strip()
+        assert address.startswith("127.0.0.1:"), address
+        deadline = time.monotonic() + HEALTHY_TIMEOUT
+        while True:
+            try:
+                status, body = http_get(f"http://{address}/hello")
+                break
+            except (OSError, ValueError):
+                running = docker("inspect", "--format", "{{.State.Running}}", name).stdout
+                if time.monotonic() > deadline or running.strip() != "true":
+                    logs = docker("logs", name, check=False)
+                    pytest.fail(f"uWSGI did not answer:\n{logs.stdout}{logs.stderr}",
+                                pytrace=False)
+                time.sleep(0.5)
+        assert status == 200
+        assert body == {"python": embed.base.target.python.version,
+                        "executable": "/opt/venv/bin/uwsgi", "uwsgi": "2.0.31",
+                        "path": "/hello"}
+        minor = embed.base.target.python.minor
+        linked = docker("exec", name, "sh", "-c", "ldd /opt/venv/bin/uwsgi").stdout
+        assert f"libpython{minor}.so.1.0 => /usr/local/lib/libpython{minor}.so.1.0" in linked
+    finally:
+        docker("rm", "--force", name, check=False)
 
 
 # ---------------------------------------------------------------------------------------------

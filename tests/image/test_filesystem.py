@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from support import Image
+from support import Image, docker
 
 
 def test_no_setuid_or_setgid_files(root_host: Any) -> None:
@@ -12,14 +12,41 @@ def test_no_setuid_or_setgid_files(root_host: Any) -> None:
     assert found == ""
 
 
-def test_no_bytecode_tests_or_static_libraries(host: Any) -> None:
+def test_no_tests_or_static_libraries(host: Any) -> None:
     found = host.check_output(
-        "find /usr/local /opt/venv \\( -name '*.pyc' -o -name '*.pyo' -o -name 'libpython*.a' "
+        "find /usr/local /opt/venv \\( -name '*.pyo' -o -name 'libpython*.a' "
         "-o \\( -type d \\( -name test -o -name tests -o -name idle_test \\) "
         "-path '*/lib/python3*' \\) \\) -print"
     )
     # pip vendors packages with their own `tests` helpers nowhere; anything found is a leftover.
     assert found == ""
+
+
+# The start-up paths (images/python-base/Dockerfile), run as root with bytecode writes allowed.
+STARTUP_PATHS = ("env -u PYTHONDONTWRITEBYTECODE python -c pass; "
+                 "env -u PYTHONDONTWRITEBYTECODE python -m file_secrets true; "
+                 "HEALTHCHECK_PORT=9 python3 -I /usr/local/bin/python-base-healthcheck >/dev/null; ")
+
+
+def test_start_up_compiles_nothing(image: Image) -> None:
+    """Every module that start-up imports has its .pyc already: none is written when allowed."""
+    script = ("touch /tmp/mark; " + STARTUP_PATHS
+              + "find / -xdev -name '*.pyc' -newer /tmp/mark -print")
+    result = docker("run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "sh",
+                    image.ref, "-c", script)
+    assert result.stdout.strip() == ""
+
+
+def test_bytecode_is_only_what_start_up_reads(host: Any) -> None:
+    """A few hundred KB in the stdlib's and our module's __pycache__, nothing in the venv."""
+    found = host.check_output("find /usr/local /opt/venv -name '*.pyc' -printf '%s %h\\n'")
+    sizes = [line.split(" ", 1) for line in found.splitlines()]
+    assert sizes, "no .pyc at all: start-up would compile every module it imports"
+    assert sum(int(size) for size, _ in sizes) < 1_000_000
+    for _, folder in sizes:
+        assert folder.endswith("/__pycache__"), folder
+        assert folder.startswith(("/usr/local/lib/python3.", "/usr/local/lib/python-base/")), folder
+        assert "/site-packages/" not in folder, folder
 
 
 def test_ca_bundle_is_usable(host: Any) -> None:

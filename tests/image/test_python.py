@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Image
+from support import Image, docker
 
 STDLIB = "ssl, sqlite3, ctypes, zlib, bz2, lzma, uuid, decimal, readline, zoneinfo, hashlib, curses"
 
@@ -53,6 +55,23 @@ def venv_packages(host: Any) -> set[str]:
     return {line.split("==")[0].lower() for line in host.check_output("pip freeze --all").split()}
 
 
+PIP_PROBE = Path(__file__).with_name("pip_probe.py")
+
+
+@pytest.mark.variants("runtime", "build")
+def test_pip_behaves_as_in_a_venv_with_its_own(image: Image) -> None:
+    """The venv uses the interpreter's pip (README, "The venv"): installs still land in the
+    venv, the system interpreter stays untouched, and uninstalling pip cannot remove it."""
+    result = docker("run", "--rm", "--network", "none", "--user", "0", "--entrypoint",
+                    "python3", image.ref, "-c", PIP_PROBE.read_text(encoding="utf-8"))
+    checks: dict[str, list[object]] = json.loads(result.stdout)
+    failed = {name: detail for name, (passed, detail) in checks.items() if not passed}
+    assert not failed
+    assert len(checks) == 7
+    # The one pip there is: the interpreter's, in the system site-packages.
+    assert "from /usr/local/lib/python3" in str(checks["pip --version"][1])
+
+
 @pytest.mark.variants("runtime", "build")
 def test_venv_is_lean(host: Any) -> None:
     assert venv_packages(host) == {"pip"}
@@ -89,3 +108,17 @@ def test_interpreter_executable_holds_libpython(host: Any, image: Image) -> None
     assert "libpython" not in host.check_output(f"ldd /usr/local/bin/python{minor}")
     # Extension modules find the C API in the executable: it exports it.
     assert host.run("python -c 'import _ctypes, _decimal, _sqlite3'").rc == 0
+
+
+@pytest.mark.variants("runtime")
+def test_runtime_image_ships_no_shared_libpython(host: Any) -> None:
+    """Only embedders load it; they bring it from -build (tests/downstream/embed)."""
+    assert host.check_output("find /usr/local/lib -name 'libpython*' -print") == ""
+    assert host.run("ldconfig -p | grep libpython").rc == 1
+
+
+def test_interpreter_executable_is_not_position_independent(host: Any, image: Image) -> None:
+    """ELF type EXEC (2), as Debian's python3.X, not DYN (3, a PIE): see compile.Dockerfile."""
+    path = f"/usr/local/bin/python{image.target.python.minor}"
+    script = f"import sys; sys.stdout.write(str(open({path!r}, 'rb').read(18)[16]))"
+    assert host.check_output(f"python -c \"{script}\"") == "2"

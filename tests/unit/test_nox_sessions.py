@@ -34,7 +34,7 @@ PROJECT = "python-base"
 TOOL_FUNCTION = "build.sbom.tool"  # how pybase starts a console script of an extra
 HOST_FUNCTION = "infra.host.program"  # how pybase and the tests name a host program
 # Python that runs inside the images, where the programs are the image's, not the host's.
-IN_IMAGE = ("pybase/bench/startup_probe.py", "pybase/bench/pip_probe.py",
+IN_IMAGE = ("pybase/bench/startup_probe.py", "tests/image/pip_probe.py",
             "pybase/build/inventory_probe.py")
 # What starts a process from an argv: argv[0] given as a bare string would bypass host.program.
 PROCESS_STARTERS = {("subprocess", "run"), ("subprocess", "Popen"), ("subprocess", "call"),

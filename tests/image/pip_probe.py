@@ -1,5 +1,6 @@
-"""Run inside a container, as root, by pybase.bench.pipshare (standard library only): does pip
-behave as users expect in the image's venv? Prints {check: [passed, detail]} as JSON.
+"""Run inside a one-off container, as root, by tests/image/test_python.py (standard library
+only): does pip behave as users expect in the image's venv, which has no pip of its own but sees
+the interpreter's? Prints {check: [passed, detail]} as JSON.
 
 Installs two tiny wheels written here (no network): one with `pip`, one with `python -m pip`.
 """
