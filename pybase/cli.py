@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from pybase import bench, gitlab, verify
+from pybase.bench import speed
 from pybase.build import images, sbom
 from pybase.core import matrix, paths, settings, tags
 from pybase.core.errors import PybaseError
@@ -53,8 +54,9 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     engine.require()
-    bench.run(matrix.load(), _targets(args), with_speed=args.speed or bool(args.compare),
-              compare=args.compare or ())
+    bench.run(matrix.load(), _targets(args),
+              with_speed=args.speed or bool(args.compare) or bool(args.lever),
+              compare=args.compare or (), levers=args.lever or ())
 
 
 def cmd_targets(args: argparse.Namespace) -> None:
@@ -360,6 +362,10 @@ def _other_commands(sub: Any) -> None:
     bench_parser.add_argument("--compare", action="append", metavar="IMAGE",
                               help="also time this image's python3 in the speed comparison "
                                    "(repeatable; implies --speed)")
+    bench_parser.add_argument("--lever", action="append", metavar="SUFFIX",
+                              choices=[suffix for _, suffix, _, _ in speed.VARIANTS],
+                              help="build and time only this lever's variant (repeatable; "
+                                   "default: all; implies --speed)")
     bench_parser.set_defaults(func=cmd_bench)
     pipe = sub.add_parser("pipeline", help="write the files generated from versions.yaml "
                                            "(.gitlab-ci.yml's entry list, images/renovate.json)")

@@ -30,7 +30,7 @@ def _speed_target(targets: list[Target]) -> Target | None:
 
 
 def run(matrix: Matrix, targets: list[Target], with_speed: bool = False,
-        compare: Sequence[str] = ()) -> Results:
+        compare: Sequence[str] = (), levers: Sequence[str] = ()) -> Results:
     started = time.perf_counter()
     machine = Machine.here()
     built: dict[str, dict[str, str]] = {t.key: {v: tags.local_ref(matrix, t, v) for v in matrix.variants
@@ -63,7 +63,8 @@ def run(matrix: Matrix, targets: list[Target], with_speed: bool = False,
                                      f"python{speed.DEBIAN_MINOR}: select a "
                                      f"{speed.DEBIAN_MINOR}-{speed.DEBIAN_RELEASE} entry")
         print(f"bench {chosen.key}: interpreter speed", flush=True)
-        speed_result = speed.measure(built[chosen.key][RUNTIME], chosen, compare=compare)
+        speed_result = speed.measure(built[chosen.key][RUNTIME], chosen, compare=compare,
+                                     levers=levers)
     tested = {paths.report_name(ref) for refs in built.values() for ref in refs.values()}
     found = Results(machine, results, junit.read(tested), speed_result, refreshed,
                     matrix.debian.rebootstrap_payload_mb * payload.MB,

@@ -100,13 +100,15 @@ def ratios(seconds: dict[str, dict[str, float]], ours: str,
 
 
 def measure(ours_ref: str, target: Target, rounds: int = 2,
-            compare: Sequence[str] = ()) -> Speed:
+            compare: Sequence[str] = (), levers: Sequence[str] = ()) -> Speed:
     """`compare`: more images whose `python3` on PATH joins the comparison (e.g. an earlier
-    build kept under another tag)."""
+    build kept under another tag). `levers`: the VARIANTS (by tag suffix) to build and time;
+    empty: all of them."""
     contenders = [
         Contender("ours", ours_ref, "/usr/local/bin/python3"),
         *(Contender(label, python_variant(target, suffix, optimize=optimize, extra=extra),
-                    "/usr/local/bin/python3") for label, suffix, optimize, extra in VARIANTS),
+                    "/usr/local/bin/python3") for label, suffix, optimize, extra in VARIANTS
+          if not levers or suffix in levers),
         Contender(f"Debian {DEBIAN_RELEASE} python{DEBIAN_MINOR}", debian_image(),
                   f"/usr/bin/python{DEBIAN_MINOR}"),
         *(Contender(ref, ref, "python3") for ref in compare),
