@@ -133,7 +133,9 @@ def parse(ref: str, data: dict[str, Any], config: engine.ImageInspect | None = N
     for env in data.get("environments", []):
         dists = [d for item in env.get("dists", []) if (d := dist(item, env["label"]))]
         inv.environments.append(Environment(env["label"], env["python"], env["prefix"], dists))
-        if not dists:
+        # The venv may hold nothing of its own (it shares the interpreter's pip), but an
+        # interpreter that sees no distribution at all, not even pip, is broken.
+        if not dists and not env.get("sees"):
             inv.errors.append(f"{env['python']}: no installed distribution found in {env['label']}; "
                               "an empty environment is not expected here (is it broken?)")
     inv.other = [d for item in data.get("other", []) if (d := dist(item, item["environment"]))]

@@ -51,7 +51,9 @@ def environments(out: dict[str, Any], seen: set[str | None]) -> None:
             continue
         prefix, search_path = json.loads(asked.stdout)
         own = []
+        sees = 0  # every distribution it can import, its own or an earlier environment's
         for dist in md.distributions(path=search_path):
+            sees += 1
             where = getattr(dist, "_path", None)
             real = os.path.realpath(where) if where else None
             if real in seen:
@@ -59,7 +61,7 @@ def environments(out: dict[str, Any], seen: set[str | None]) -> None:
             seen.add(real)
             own.append(_record(dist, str(where) if where else None))
         out["environments"].append({"label": label, "python": python, "prefix": prefix,
-                                    "dists": own})
+                                    "dists": own, "sees": sees})
 
 
 def elsewhere(out: dict[str, Any], seen: set[str | None]) -> None:

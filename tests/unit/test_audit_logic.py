@@ -408,6 +408,18 @@ def test_inventory_without_distributions_is_incomplete() -> None:
     assert any("/app/x.dist-info: a distribution without name" in e for e in inv.errors)
 
 
+def test_a_venv_that_only_shares_the_system_pip_is_complete() -> None:
+    pip = {"name": "pip", "version": "26.2.1", "path": "/usr/local/lib/x/pip.dist-info",
+           "license": "MIT"}
+    inv = inventory.parse("x:y", {"environments": [
+        {"label": "/usr/local", "python": "/usr/local/bin/python3", "prefix": "/usr/local",
+         "dists": [pip], "sees": 1},
+        {"label": "/opt/venv", "python": "/opt/venv/bin/python", "prefix": "/opt/venv",
+         "dists": [], "sees": 1}]})
+    assert inv.errors == []
+    assert [(d.name, d.environment) for d in inv.distributions] == [("pip", "/usr/local")]
+
+
 @pytest.mark.parametrize(("ref", "tag", "expected"), [
     ("python-base:3.13.15-bookworm", "3.13-bookworm", "python-base:3.13-bookworm"),
     ("127.0.0.1:5000/team/python-base:3.13", "latest", "127.0.0.1:5000/team/python-base:latest"),
