@@ -31,7 +31,7 @@ CAUSES: tuple[tuple[str, str], ...] = (
     ("-m venv", "venv"),
     ("env -u PYTHONDONTWRITEBYTECODE", "start-up bytecode"),
     ("cpython-lib", "libpython (build)"),
-    ("install -y --no-install-recommends tini", "tini"),
+    ("--no-install-recommends tini", "tini"),
     ("useradd", "user, /app"),
     ("g++ gcc", "compilers (build)"),
     ("bash-completion", "dev tools"),

@@ -74,3 +74,11 @@ def test_apt_lists_and_logs_are_not_shipped(host: Any, image: Image) -> None:
     lists = host.check_output("ls /var/lib/apt/lists").split()
     assert set(lists) <= {"lock", "partial"}
     assert not host.file("/var/log/dpkg.log").exists
+
+
+def test_only_the_tini_that_runs_is_installed(host: Any) -> None:
+    """Debian's tini package also ships tini-static, which dpkg is told not to unpack."""
+    assert host.file("/usr/bin/tini").is_file
+    assert not host.file("/usr/bin/tini-static").exists
+    assert host.file("/etc/dpkg/dpkg.cfg.d/python-base-tini").content_string.strip() == \
+        "path-exclude=/usr/bin/tini-static"
