@@ -40,21 +40,24 @@ def verdict(met: bool, detail: str) -> str:
     return f"**met** ({detail})" if met else f"**missed** ({detail})"
 
 
+def within(value: int, limit: int) -> str:
+    """A size against its limit: met or missed, with the margin either way."""
+    gap = limit - value
+    return verdict(gap >= 0, f"{mb(abs(gap))} " + ("to spare" if gap >= 0 else "over"))
+
+
 def target_lines(results: Results) -> list[str]:
     lines = []
     for t in results.targets:
         value = added(t)
-        gap = OVERHEAD_LIMIT - value
         lines.append(f"- Our bytes ≤ {mb(OVERHEAD_LIMIT)} over upstream (uncompressed, all but "
-                     f"the OS upgrade), {t.key}: {mb(value)}: "
-                     + verdict(gap >= 0, f"{mb(abs(gap))} " + ("to spare" if gap >= 0 else "over")))
+                     f"the OS upgrade), {t.key}: {mb(value)}: " + within(value, OVERHEAD_LIMIT))
         release = t.key.rsplit("-", 1)[1]
         if release in COMPRESSED_LIMITS:
             name, limit = COMPRESSED_LIMITS[release]
             size = t.images[RUNTIME].gzip
             lines.append(f"- Runtime image ≤ {name} ({mb(limit)} compressed), {t.key}: "
-                         f"{mb(size)}: " + verdict(size <= limit, f"{mb(abs(limit - size))} "
-                                                   + ("to spare" if size <= limit else "over")))
+                         f"{mb(size)}: " + within(size, limit))
         lines += _startup_lines(t)
     lines += _refresh_lines(results)
     lines += _speed_lines(results)

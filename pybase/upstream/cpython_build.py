@@ -53,8 +53,13 @@ def tree_key(target: Target, optimize: bool) -> str:
                            target.python.sha256, target.release, str(optimize))
 
 
+def tagged_tree(target: Target, key: str) -> str:
+    """The tag of the entry's tree with this key (the recipe's now, or one from a label)."""
+    return f"{TREE_REPOSITORY}:{target.key}-{key}"
+
+
 def tree_ref(target: Target, optimize: bool) -> str:
-    return f"{TREE_REPOSITORY}:{target.key}-{tree_key(target, optimize)}"
+    return tagged_tree(target, tree_key(target, optimize))
 
 
 def tree_of(target: Target) -> str:
@@ -68,7 +73,7 @@ def tree_of(target: Target) -> str:
     if not key:
         raise UpstreamError(f"{target.upstream_image} has no {label.CPYTHON_TREE} label: it was "
                             "not assembled by `nox -s bootstrap`; run it again")
-    ref = f"{TREE_REPOSITORY}:{target.key}-{key}"
+    ref = tagged_tree(target, key)
     if engine.image_id(ref) is None:
         raise UpstreamError(f"{ref}, the CPython tree {target.upstream_image} was assembled "
                             "from, is missing; `nox -s bootstrap -- --recompile` makes it again")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from support import APP_UID, MATRIX, Image, docker
+from support import APP_UID, MATRIX, Image, detached, docker, published_port, wait_for
 
 from pybase.core import matrix, tags
 from pybase.infra import engine
@@ -369,12 +369,16 @@ def build_variant(runtime: Image, variant: matrix.Variant) -> Image:
                  tags.local_ref(MATRIX, runtime.target, variant))
 
 
+def build_two_stage_example(name: str, runtime: Image, created: list[str]) -> Built:
+    """An example whose first stage is the same target's -build image (BUILD_BASE)."""
+    build_image = build_variant(runtime, "build")
+    build_image.inspect()
+    return build_example(name, runtime, created, build_args={"BUILD_BASE": build_image.ref})
+
+
 @pytest.fixture(scope="module")
 def wheels(runtime_image: Image, built_images: list[str]) -> Built:
-    build_image = build_variant(runtime_image, "build")
-    build_image.inspect()
-    return build_example("wheels", runtime_image, built_images,
-                         build_args={"BUILD_BASE": build_image.ref})
+    return build_two_stage_example("wheels", runtime_image, built_images)
 
 
 def test_wheels_image_runs_the_compiled_extension(wheels: Built) -> None:
@@ -413,42 +417,35 @@ def test_wheels_image_runs_as_the_app_user_with_a_root_owned_venv(wheels: Built)
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def embed(runtime_image: Image, built_images: list[str]) -> Built:
-    build_image = build_variant(runtime_image, "build")
-    build_image.inspect()
-    return build_example("embed", runtime_image, built_images,
-                         build_args={"BUILD_BASE": build_image.ref})
+    return build_two_stage_example("embed", runtime_image, built_images)
 
 
 def test_embedder_serves_from_the_runtime_image(embed: Built) -> None:
     """The runtime image has no libpython3.X.so; the README's two COPY lines and ldconfig
     are all an embedder built in -build needs."""
-    name = f"pybase-downstream-{uuid.uuid4().hex[:10]}"
-    try:
-        docker("run", "--detach", "--name", name, "--read-only", "--cap-drop", "ALL",
-               "--publish", "127.0.0.1::8000", embed.ref)
-        address = docker("port", name, "8000/tcp").stdout.splitlines()[0].strip()
-        assert address.startswith("127.0.0.1:"), address
-        deadline = time.monotonic() + HEALTHY_TIMEOUT
-        while True:
+    with detached("--read-only", "--cap-drop", "ALL", "--publish", "127.0.0.1::8000",
+                  embed.ref) as name:
+        url = f"http://127.0.0.1:{published_port(name, 8000)}/hello"
+        answers: list[tuple[int, dict[str, Any]]] = []
+
+        def answered() -> bool:
             try:
-                status, body = http_get(f"http://{address}/hello")
-                break
+                answers.append(http_get(url))
             except (OSError, ValueError):
                 running = docker("inspect", "--format", "{{.State.Running}}", name).stdout
-                if time.monotonic() > deadline or running.strip() != "true":
+                if running.strip() != "true":
                     logs = docker("logs", name, check=False)
-                    pytest.fail(f"uWSGI did not answer:\n{logs.stdout}{logs.stderr}",
-                                pytrace=False)
-                time.sleep(0.5)
-        assert status == 200
-        assert body == {"python": embed.base.target.python.version,
-                        "executable": "/opt/venv/bin/uwsgi", "uwsgi": "2.0.31",
-                        "path": "/hello"}
+                    pytest.fail(f"uWSGI exited:\n{logs.stdout}{logs.stderr}", pytrace=False)
+                return False
+            return True
+
+        wait_for(answered, HEALTHY_TIMEOUT, "uWSGI to answer")
+        assert answers[-1] == (200, {"python": embed.base.target.python.version,
+                                     "executable": "/opt/venv/bin/uwsgi", "uwsgi": "2.0.31",
+                                     "path": "/hello"})
         minor = embed.base.target.python.minor
         linked = docker("exec", name, "sh", "-c", "ldd /opt/venv/bin/uwsgi").stdout
         assert f"libpython{minor}.so.1.0 => /usr/local/lib/libpython{minor}.so.1.0" in linked
-    finally:
-        docker("rm", "--force", name, check=False)
 
 
 # ---------------------------------------------------------------------------------------------
