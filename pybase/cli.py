@@ -16,7 +16,7 @@ from pybase.bench import speed
 from pybase.build import images, sbom
 from pybase.core import matrix, paths, settings, tags
 from pybase.core.errors import PybaseError
-from pybase.infra import engine, host, local_registry, registry
+from pybase.infra import emulation, engine, host, local_registry, registry
 from pybase.publish import Status, candidates, publisher, records, renovate, signing
 from pybase.upstream import bootstrap, cpython_releases
 from pybase.verify import audit, check, trust
@@ -27,9 +27,18 @@ def _targets(args: argparse.Namespace) -> list[matrix.Target]:
     return m.targets(include_all=args.all, only=args.only)
 
 
+def _ready() -> None:
+    """An engine answers, and it can run the images of every platform in versions.yaml
+    (another architecture's under emulation)."""
+    engine.require()
+    emulation.ensure(matrix.load().archs)
+
+
 def cmd_engine(args: argparse.Namespace) -> None:
     major, minor = engine.ensure_running()
-    print(f"engine: Docker Engine {major}.{minor} answers")
+    emulated = emulation.ensure(matrix.load().archs)
+    print(f"engine: Docker Engine {major}.{minor} answers"
+          + (f"; {', '.join(emulated)} under qemu-user emulation" if emulated else ""))
 
 
 def cmd_host(args: argparse.Namespace) -> None:
@@ -44,7 +53,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
 def cmd_build(args: argparse.Namespace) -> None:
     m = matrix.load()
     targets = _targets(args)
-    engine.require()
+    _ready()
     variants = args.variant or m.variants
     for target in targets:
         for variant in variants:
@@ -53,7 +62,7 @@ def cmd_build(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    engine.require()
+    _ready()
     bench.run(matrix.load(), _targets(args),
               with_speed=args.speed or bool(args.compare) or bool(args.lever),
               compare=args.compare or (), levers=args.lever or ())
@@ -61,7 +70,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 def cmd_targets(args: argparse.Namespace) -> None:
     for target in _targets(args):
-        print(target.key)
+        print(target.name)
 
 
 def _selected_refs(args: argparse.Namespace) -> list[str]:
@@ -78,7 +87,7 @@ def _image_refs(args: argparse.Namespace) -> list[str]:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     refs = _image_refs(args)
-    engine.require()
+    _ready()
     choice = audit.choose_source(args.advisory_db, args.service, args.osv_url)
     options = audit.Options(checks=args.check or audit.CHECKS, sbom=not args.no_sbom,
                             report_dir=args.report_dir)
@@ -88,7 +97,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> None:
     refs = _image_refs(args)
-    engine.require()
+    _ready()
     for ref in refs:
         started = time.monotonic()
         if args.embed:
@@ -109,7 +118,7 @@ def _session(args: argparse.Namespace, m: matrix.Matrix) -> registry.Session:
 def cmd_publish(args: argparse.Namespace) -> int:
     m = matrix.load()
     refs = _selected_refs(args)
-    engine.require()
+    _ready()
     signer = signing.for_publish(local=args.local, unsigned=args.unsigned)
     with _session(args, m) as session:
         pub = publisher.Publisher(m, session, signer=signer)
@@ -130,7 +139,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_candidate(args: argparse.Namespace) -> int:
     m = matrix.load()
     refs = _image_refs(args)
-    engine.require()
+    _ready()
     with _session(args, m) as target:
         repository = candidates.candidate_repository(target.repository)
     with registry.Session(repository, registry.credentials_from_env(os.environ)) as session:
@@ -153,7 +162,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         refs = _image_refs(args)
     checks = args.check or check.CHECKS
     if verify.DEBIAN in checks:
-        engine.require()
+        _ready()
     return check.run(m, refs, checks=checks, pull=pull, python_org=not args.offline).status
 
 

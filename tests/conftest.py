@@ -9,6 +9,11 @@ Which variants a test applies to is data, not a branch in its body: `@pytest.mar
 "dev")` runs it for those variants only (unmarked: every variant), so a property that differs
 between variants is two tests, e.g. "build tools present" for build+dev and "absent" for runtime.
 `runtime_image` is the same as `image` restricted to the runtime variant.
+
+Which platforms a test applies to is data too. Images of the engine's own platform get every
+test; another platform's (arm64 here, under emulation: 5-20x slower) only the tests marked
+`@pytest.mark.every_platform`, the subset that proves the platform's image is whole (README,
+"Platforms" lists it).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from support import (
     write_apt_repository,
 )
 
-from pybase.infra import engine
+from pybase.infra import emulation, engine
 from pybase.verify import gates
 
 
@@ -56,6 +61,8 @@ def marked_variants(metafunc: pytest.Metafunc) -> set[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     images = selected_images(metafunc.config)
+    if metafunc.definition.get_closest_marker("every_platform") is None:
+        images = [i for i in images if emulation.is_native(i.target.arch)]
     variants = marked_variants(metafunc)
     for name, wanted in (("image", variants), ("runtime_image", variants & {"runtime"})):
         if name in metafunc.fixturenames:
@@ -138,6 +145,7 @@ def _image_of(item: pytest.Item) -> Image | None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     images = selected_images(session.config)
+    emulation.ensure(i.target.arch for i in images)
     session.config.stash[_TALLY] = _GateTally({i.ref: engine.image_id(i.ref) for i in images},
                                               {i.ref: [] for i in images})
 

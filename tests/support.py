@@ -6,6 +6,7 @@ import contextlib
 import email.utils
 import hashlib
 import json
+import os
 import socket
 import subprocess
 import time
@@ -22,6 +23,7 @@ from pybase.infra import engine
 
 MATRIX = matrix.load()
 APP_UID = 10001
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,15 @@ def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.C
         raise AssertionError(f"docker {' '.join(args[:4])} -> {result.returncode}\n"
                              f"{result.stderr[-2000:]}")
     return result
+
+
+def build_ca() -> Path | None:
+    """The site CA bundle for pip in builds and containers: PYTHON_BASE_BUILD_CA, else the
+    host's bundle."""
+    named = os.environ.get("PYTHON_BASE_BUILD_CA")
+    if named:
+        return Path(named)
+    return HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None
 
 
 def selected_images(config: pytest.Config) -> list[Image]:
@@ -149,11 +160,12 @@ class PendingFix:
 
 
 def default_runtime_image(config: pytest.Config) -> Image:
-    """The selected runtime image of the default release (else of the first selected entry)."""
+    """The selected runtime image of the default release on the primary platform (else of the
+    first selected entry that comes nearest)."""
     targets = MATRIX.targets(only=config.getoption("only"))
     if not targets:
         pytest.fail("no matrix entry selected", pytrace=False)
-    target = min(targets, key=lambda t: not t.is_default_release)
+    target = min(targets, key=lambda t: (not t.is_default_release, not t.is_primary_platform))
     image = Image(target, "runtime", tags.local_ref(MATRIX, target, "runtime"))
     image.inspect()  # missing: fails, saying to build
     return image

@@ -2,34 +2,65 @@
 # slow part of the upstream `python:<version>-slim-<release>` image (12-15 min with PGO+LTO on 2
 # cores). The result is a `FROM scratch` tree image: /usr/local plus /runtime-packages, the Debian
 # packages its binaries link to. images/python/Dockerfile assembles it onto a Debian slim base.
-# Built by `nox -s bootstrap` (pybase/upstream.py) only when no tree with the same key exists: the
-# key digests this file's text, the version, the tarball's sha256, the Debian release and the
-# optimize switch, and nothing else. A refreshed Debian base (same release) reuses the tree.
-# The build context holds only Python.tar.xz, already verified against versions.yaml.
+# Built by `nox -s bootstrap` (pybase/upstream/cpython_build.py) only when no tree with the same
+# key exists: the key digests this file's text, the version, the tarball's sha256, the Debian
+# release, the platform and the optimisation, and nothing else. A refreshed Debian base (same
+# release) reuses the tree. The build context holds only Python.tar.xz, already verified against
+# versions.yaml.
+#
+# Another platform (`--platform linux/arm64` on an amd64 machine) is cross-compiled: the compile
+# stage runs natively on the build platform with Debian's cross compiler and the target's -dev
+# packages (multiarch), and CPython's own build steps run the native interpreter of the same
+# version (BUILD_PYTHON). Only the tree is the target's. No PGO then: the profile run would have
+# to execute the target's code (see PYTHON_OPTIMIZE).
 
+# The Debian base of the build platform (the compile stage runs there).
 ARG DEBIAN_IMAGE=debian:bookworm-slim
+# For a cross-compile: the native tree of the same version and release, whose interpreter runs
+# CPython's build steps. A native build reads nothing from it (pybase passes the Debian base).
+ARG BUILD_PYTHON=${DEBIAN_IMAGE}
+
+# DL3006 wants a tagged FROM; pybase passes a full tag.
+# hadolint ignore=DL3006
+FROM --platform=${BUILDPLATFORM} ${BUILD_PYTHON} AS build-python
 
 # ---------------------------------------------------------------------------------------------
 # Stage 1: compile CPython into /usr/local and list the Debian packages its binaries link to.
 # ---------------------------------------------------------------------------------------------
-FROM ${DEBIAN_IMAGE} AS compile
+FROM --platform=${BUILDPLATFORM} ${DEBIAN_IMAGE} AS compile
 
 # bash for `ulimit -s` and pipefail: a failing step inside a pipeline must fail the build.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
+# BuildKit's names for the platforms (amd64, arm64: the same as Debian's).
+ARG BUILDARCH
+ARG TARGETARCH
+
 # The official slim build dependencies, less wget and gnupg (pybase fetched and verified the
-# tarball) and less tk-dev and libbluetooth-dev (so no tkinter, no Bluetooth sockets).
+# tarball) and less tk-dev and libbluetooth-dev (so no tkinter, no Bluetooth sockets). The
+# libraries are the target architecture's (multiarch); a cross-compile takes Debian's cross gcc.
+# $libs must word-split into package names.
+# hadolint ignore=DL3008,SC2086
 RUN set -eux; \
+    compiler="gcc libc6-dev"; \
+    if [ "$TARGETARCH" != "$BUILDARCH" ]; then \
+        dpkg --add-architecture "$TARGETARCH"; \
+        compiler="crossbuild-essential-$TARGETARCH libc6-dev:$TARGETARCH"; \
+    fi; \
+    libs=""; \
+    for lib in libbz2-dev libdb-dev libffi-dev libgdbm-dev liblzma-dev libncursesw5-dev \
+               libreadline-dev libsqlite3-dev libssl-dev uuid-dev zlib1g-dev; do \
+        libs="$libs $lib:$TARGETARCH"; \
+    done; \
     apt-get update; \
-    apt-get install -y --no-install-recommends \
-        dpkg-dev gcc libc6-dev make xz-utils \
-        libbz2-dev libdb-dev libffi-dev libgdbm-dev liblzma-dev libncursesw5-dev \
-        libreadline-dev libsqlite3-dev libssl-dev uuid-dev zlib1g-dev; \
+    apt-get install -y --no-install-recommends dpkg-dev make xz-utils $compiler $libs; \
     rm -rf /var/lib/apt/lists/*
 
 ARG PYTHON_VERSION
 ARG PYTHON_SHA256
-# 1 = the official --enable-optimizations --with-lto (PGO+LTO); 0 = a plain build.
+# 1 = the official --enable-optimizations --with-lto (PGO+LTO); 0 = a plain build. A cross-
+#   compile gets LTO only: PGO's profile run executes the interpreter just built, which here
+#   would run under emulation for hours (an arm64 runner compiles natively, with PGO).
 ARG PYTHON_OPTIMIZE=0
 # 1 = frame pointers on amd64/arm64, so that `perf` and eBPF profilers unwind native stacks
 #   without DWARF (https://docs.python.org/3.13/howto/perf_profiling.html). Off: they cost 5 %
@@ -70,31 +101,42 @@ WORKDIR /usr/src/python
 # SC3045 reads RUN as POSIX sh; this stage's SHELL is bash, which has `ulimit -s`. SC2016: the
 # single-quoted `$(LIBRARY_OBJS)` is for make to expand, not the shell.
 # hadolint ignore=SC2016,SC3045
+# A cross-compile tells configure what it cannot find out by running a test program:
+#   /dev/ptmx exists and /dev/ptc does not (Linux), and getaddrinfo works (--enable-ipv6).
 RUN --mount=type=bind,source=Python.tar.xz,target=/usr/src/Python.tar.xz \
+    --mount=type=bind,from=build-python,source=/usr/local,target=/opt/build-python \
     set -eux; \
     echo "${PYTHON_SHA256} */usr/src/Python.tar.xz" | sha256sum -c -; \
     tar --extract --strip-components=1 --file /usr/src/Python.tar.xz; \
-    gnuArch="$(dpkg-architecture --query DEB_BUILD_GNU_TYPE)"; \
+    buildArch="$(dpkg-architecture --query DEB_BUILD_GNU_TYPE)"; \
+    hostArch="$(dpkg-architecture --host-arch "$TARGETARCH" --query DEB_HOST_GNU_TYPE 2>/dev/null)"; \
     optimize=""; \
-    if [ "${PYTHON_OPTIMIZE}" = 1 ]; then optimize="--enable-optimizations --with-lto"; fi; \
+    if [ "${PYTHON_OPTIMIZE}" = 1 ]; then optimize="--with-lto"; fi; \
+    if [ "$buildArch" = "$hostArch" ]; then \
+        set -- --build="$buildArch"; \
+        if [ "${PYTHON_OPTIMIZE}" = 1 ]; then optimize="--enable-optimizations --with-lto"; fi; \
+    else \
+        set -- --build="$buildArch" --host="$hostArch" --enable-ipv6 \
+            --with-build-python="$(echo /opt/build-python/bin/python3.*[0-9])" \
+            ac_cv_file__dev_ptmx=yes ac_cv_file__dev_ptc=no; \
+    fi; \
     # shellcheck disable=SC2086
-    ./configure \
-        --build="$gnuArch" \
+    ./configure "$@" \
         --enable-loadable-sqlite-extensions \
         --enable-option-checking=fatal \
         --enable-shared \
         --with-ensurepip \
         $optimize; \
     EXTRA_CFLAGS=""; \
-    for flag in $(dpkg-buildflags --get CFLAGS); do \
+    for flag in $(dpkg-architecture --host-arch "$TARGETARCH" --command dpkg-buildflags --get CFLAGS 2>/dev/null); do \
         case "$flag" in \
             -O*) ;; \
             -fstack-protector-strong) EXTRA_CFLAGS="$EXTRA_CFLAGS -fstack-protector" ;; \
             *) EXTRA_CFLAGS="$EXTRA_CFLAGS $flag" ;; \
         esac; \
     done; \
-    LDFLAGS="$(dpkg-buildflags --get LDFLAGS) -Wl,--strip-all"; \
-    case "$(dpkg --print-architecture)/${PYTHON_FRAME_POINTERS}" in \
+    LDFLAGS="$(dpkg-architecture --host-arch "$TARGETARCH" --command dpkg-buildflags --get LDFLAGS 2>/dev/null) -Wl,--strip-all"; \
+    case "${TARGETARCH}/${PYTHON_FRAME_POINTERS}" in \
         amd64/1|arm64/1) EXTRA_CFLAGS="$EXTRA_CFLAGS -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer" ;; \
     esac; \
     ulimit -s unlimited; \
@@ -115,7 +157,7 @@ RUN --mount=type=bind,source=Python.tar.xz,target=/usr/src/Python.tar.xz \
     if [ "${PYTHON_PIE}" = 0 ]; then LDFLAGS="$LDFLAGS -no-pie"; fi; \
     make "EXTRA_CFLAGS=$EXTRA_CFLAGS" "LDFLAGS=$LDFLAGS" \
         'LINK_PYTHON_DEPS=$(LIBRARY_OBJS)' 'LINK_PYTHON_OBJS=$(LIBRARY_OBJS)' python; \
-    readelf --file-header python | grep -E '^ +Type:'; \
+    readelf --file-header python | grep -E '^ +(Type|Machine):'; \
     make install
 
 # Not needed to run Python, and tens of MB: the test suites (idle_test too:
@@ -138,16 +180,18 @@ RUN set -eux; \
 
 # The Debian packages that own the shared libraries CPython links against, for the assembly
 # (trixie's t64 packages add "diversion by ..." lines to dpkg's answer: not package names).
-# ldd lists every library of every executable/module in /usr/local (CPython's own skipped); the
-# leading "/" or "/usr/" is replaced by `*` so that dpkg-query --search matches the file whether
-# dpkg recorded it under /lib or /usr/lib (merged /usr). The official image marks these packages
-# manual and autoremoves the rest instead, which left the toolchain on an mmdebstrap rootfs; here
-# the assembly installs them by name. dpkg-query's output format:
+# readelf lists the libraries each executable and module in /usr/local needs (CPython's own
+# skipped); they are looked up in the target's multiarch directory, where dpkg recorded them
+# under /lib or /usr/lib (merged /usr), hence the leading `*`. readelf reads any architecture's
+# ELF files, so a cross-compiled tree gets its list the same way (the packages' names are the
+# same on every architecture; their dependencies come with apt in the assembly). The official
+# image marks these packages manual and autoremoves the rest instead, which left the toolchain on
+# an mmdebstrap rootfs; here the assembly installs them by name. dpkg-query's output format:
 # https://manpages.debian.org/bookworm/dpkg/dpkg-query.1.en.html#S
 RUN set -eux; \
-    ldconfig; \
-    find /usr/local -type f -executable -exec ldd '{}' ';' \
-        | awk '/=>/ { so = $(NF-1); if (index(so, "/usr/local/") == 1) { next }; gsub("^/(usr/)?", "", so); printf "*%s\n", so }' \
+    hostArch="$(dpkg-architecture --host-arch "$TARGETARCH" --query DEB_HOST_MULTIARCH 2>/dev/null)"; \
+    find /usr/local -type f -executable -exec readelf --dynamic '{}' ';' 2>/dev/null \
+        | awk -v dir="$hostArch" '/\(NEEDED\)/ { so = $NF; gsub(/[][]/, "", so); if (so !~ /^libpython/) { printf "*/%s/%s\n", dir, so } }' \
         | sort -u \
         | xargs -r dpkg-query --search \
         | awk -F: '!/^diversion / { print $1 }' \

@@ -102,7 +102,7 @@ def build(matrix: Matrix, target: Target, variant: Variant, build_date: date | N
         label.BUILD_ORDER: build_order(build_date),
     }
     args = [
-        "build", "--progress=plain", str(CONTEXT), "-t", ref,
+        "build", "--progress=plain", "--platform", target.platform, str(CONTEXT), "-t", ref,
         # The OS upgrade runs once per build day; a scheduled run passes its own stamp to take
         # the fixes of today.
         *build_args(target, variant, digest=digest,
@@ -111,7 +111,9 @@ def build(matrix: Matrix, target: Target, variant: Variant, build_date: date | N
     ]
     for key, value in labels.items():
         args += ["--label", f"{key}={value}"]
-    for tag in all_tags:
+    # Locally, another platform's tags end in its architecture (one image per name).
+    local_tags = [f"{tag}{target.local_suffix}" for tag in all_tags]
+    for tag in local_tags:
         args += ["-t", f"{matrix.image.name}:{tag}"]
     site_ca = settings.get(settings.BUILD_CA)
     if site_ca:
@@ -120,5 +122,5 @@ def build(matrix: Matrix, target: Target, variant: Variant, build_date: date | N
         args += ["--secret", f"id=build-ca,src={site_ca}"]
     engine.docker(*args, capture=quiet)
     # The SBOM describes exactly this image and ships inside it (one more layer, same tags).
-    sbom.embed(ref, all_tags)
+    sbom.embed(ref, local_tags)
     return Built(target, variant, ref, all_tags, time.monotonic() - started)

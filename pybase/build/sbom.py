@@ -343,7 +343,8 @@ def embed(ref: str, tags: Sequence[str] | None = None, out_dir: Path | None = No
             (context / "Dockerfile").write_text(
                 f"FROM {scanned}\n"
                 f"COPY --chmod=0644 sbom.cdx.json {SBOM_PATH_IN_IMAGE}\n", encoding="utf-8")
-            args = ["build", "--quiet", str(context)]
+            # The image's own platform: BuildKit would otherwise take the engine's.
+            args = ["build", "--quiet", "--platform", inv.config.platform, str(context)]
             for target in targets:
                 args += ["-t", target]
             engine.docker(*args, capture=True)

@@ -7,8 +7,9 @@ the value found and what was expected.
 from __future__ import annotations
 
 import functools
+import typing
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,6 +23,8 @@ DEFAULT_PATH = paths.REPO / "versions.yaml"
 
 Variant = Literal["runtime", "build", "dev"]
 Release = Literal["bullseye", "bookworm", "trixie", "forky"]
+Platform = Literal["linux/amd64", "linux/arm64"]
+PLATFORMS: tuple[Platform, ...] = typing.get_args(Platform)
 Minor = Annotated[str, Field(strict=True, pattern=r"^3\.\d{1,2}$")]
 PatchVersion = Annotated[str, Field(strict=True, pattern=r"^3\.\d{1,2}\.\d{1,3}$")]
 Sha256 = Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{64}$")]
@@ -76,22 +79,32 @@ class PythonEntry(_Strict):
 class Matrix(_Strict):
     image: ImageConfig
     debian: DebianConfig
+    platforms: Annotated[list[Platform], Field(min_length=1)]
     variants: Annotated[list[Variant], Field(min_length=1)]
     cpython: CPythonConfig
     tags: TagPolicy
     python: Annotated[list[PythonEntry], Field(min_length=1)]
 
-    def targets(self, *, include_all: bool = False, only: Iterable[str] = ()) -> list[Target]:
-        """Every (python, release) pair to work on, optionally narrowed.
+    @property
+    def archs(self) -> list[str]:
+        """The platforms' architectures: `amd64`, `arm64`."""
+        return [p.partition("/")[2] for p in self.platforms]
 
-        `only` takes selectors such as `3.13`, `3.13-trixie` or `3.13.15-bookworm`; a selector that
-        matches nothing is an error rather than a silently empty run.
+    def targets(self, *, include_all: bool = False, only: Iterable[str] = ()) -> list[Target]:
+        """Every (python, release, platform) to work on, optionally narrowed. The platforms of
+        one (python, release) come together, in versions.yaml's order.
+
+        `only` takes selectors such as `3.13`, `3.13-trixie`, `3.13.15-bookworm`, `arm64` or
+        `3.13-trixie-arm64`; a selector that matches nothing is an error rather than a silently
+        empty run.
         """
         chosen = [
-            Target(entry, release, release == self.debian.default)
+            Target(entry, release, release == self.debian.default, platform,
+                   platform == self.platforms[0])
             for entry in self.python
             if include_all or entry.build or only
             for release in entry.debian
+            for platform in self.platforms
         ]
         wanted = list(only)
         if wanted:
@@ -101,35 +114,68 @@ class Matrix(_Strict):
             chosen = [t for t in chosen if any(t.matches(s) for s in wanted)]
         return chosen
 
+    def on(self, target: Target, platform: str) -> Target:
+        """The same python and release on another platform (the engine's own, for a cross-
+        compile's build interpreter), named as this matrix names it."""
+        if platform not in PLATFORMS:
+            raise MatrixError(f"platform {platform!r} is not one pybase builds for "
+                              f"({', '.join(PLATFORMS)})")
+        return replace(target, platform=platform,
+                       is_primary_platform=platform == self.platforms[0])
+
 
 @dataclass(frozen=True)
 class Target:
-    """One Python version on one Debian release: the unit that is bootstrapped, built and tested."""
+    """One Python version on one Debian release for one platform: the unit that is
+    bootstrapped, built and tested. The platforms of a (python, release) share its tags."""
 
     python: PythonEntry
     release: Release
     is_default_release: bool
+    platform: Platform = "linux/amd64"
+    # The first of versions.yaml's platforms: its local images carry the plain names
+    # (`python-base:3.13`); another platform's end in its architecture (`python-base:3.13-arm64`),
+    # since an engine's image store holds one image per name.
+    is_primary_platform: bool = True
 
     @property
     def key(self) -> str:
+        """`3.13.15-bookworm`: what the published tags are made of (the same on every platform)."""
         return f"{self.python.version}-{self.release}"
 
     @property
+    def arch(self) -> str:
+        """`amd64`, `arm64`: the platform's architecture (Docker's and Debian's name agree)."""
+        return self.platform.partition("/")[2]
+
+    @property
+    def local_suffix(self) -> str:
+        """What a local image name of this platform ends in: nothing for the primary platform."""
+        return "" if self.is_primary_platform else f"-{self.arch}"
+
+    @property
+    def name(self) -> str:
+        """`3.13.15-bookworm-arm64`: the target in reports and messages (platform included)."""
+        return f"{self.key}-{self.arch}"
+
+    @property
     def debian_image(self) -> str:
-        return f"debian:{self.release}-slim"
+        return f"debian:{self.release}-slim{self.local_suffix}"
 
     @property
     def upstream_image(self) -> str:
-        return f"python:{self.python.version}-slim-{self.release}"
+        return f"python:{self.python.version}-slim-{self.release}{self.local_suffix}"
 
     def matches(self, selector: str) -> bool:
-        return selector in {
+        plain = {
             self.python.minor,
             self.python.version,
             f"{self.python.minor}-{self.release}",
             self.key,
             self.release,
         }
+        return selector in plain or selector in {self.arch, self.platform} or selector in {
+            f"{name}-{self.arch}" for name in plain}
 
 
 def load(path: Path = DEFAULT_PATH) -> Matrix:
@@ -170,6 +216,9 @@ def _cross_checks(m: Matrix) -> Iterator[tuple[Location, str]]:
         yield ("debian", "default"), (
             f"{m.debian.default!r} is not one of debian.releases ({', '.join(m.debian.releases)})"
         )
+    for i, platform in enumerate(m.platforms):
+        if platform in m.platforms[:i]:
+            yield ("platforms", i), f"platform {platform!r} is listed twice"
     if "runtime" not in m.variants:
         yield ("variants",), f"{found(m.variants)} does not include 'runtime'"
     for i, variant in enumerate(m.variants):

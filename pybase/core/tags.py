@@ -52,8 +52,9 @@ def parse_immutable(matrix: Matrix, tag: str) -> ImmutableTag | None:
 
 
 def local_tag(target: Target, variant: Variant) -> str:
-    """The tag `nox -s build` gives an image locally and tests address it by."""
-    return f"{target.key}{suffix(variant)}"
+    """The tag `nox -s build` gives an image locally and tests address it by: the platform's
+    architecture ends it, but for the primary platform's (`3.13.15-bookworm-build-arm64`)."""
+    return f"{target.key}{suffix(variant)}{target.local_suffix}"
 
 
 def local_ref(matrix: Matrix, target: Target, variant: Variant) -> str:

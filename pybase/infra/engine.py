@@ -230,6 +230,7 @@ class ImageInspect:
     stop_signal: str | None
     size: int
     layers: list[str]            # RootFS.Layers diff ids
+    platform: str = "linux/amd64"  # Os/Architecture, as `docker build --platform` takes it
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ImageInspect:
@@ -250,6 +251,7 @@ class ImageInspect:
             stop_signal=config.get("StopSignal") or None,
             size=int(data.get("Size") or 0),
             layers=list((data.get("RootFS") or {}).get("Layers") or []),
+            platform=f"{data.get('Os') or 'linux'}/{data.get('Architecture') or 'amd64'}",
         )
 
     @property

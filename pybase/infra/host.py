@@ -24,6 +24,11 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "docker.io": ("docker", "dockerd"),
     "mmdebstrap": ("mmdebstrap",),
     "debuerreotype": ("debuerreotype-minimizing-config", "debuerreotype-slimify"),
+    # Another architecture's images (arm64 here): the kernel starts qemu itself (binfmt_misc);
+    # mmdebstrap wants arch-test to make a foreign Debian base.
+    "qemu-user-static": ("qemu-aarch64-static",),
+    "binfmt-support": ("update-binfmts",),
+    "arch-test": ("arch-test",),
     "skopeo": ("skopeo",),
     "docker-registry": ("docker-registry",),
     "podman": ("podman",),
@@ -41,15 +46,17 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "dpkg": ("dpkg", "dpkg-query"),
     "coreutils": ("id", "env"),
     "util-linux": ("setpriv", "runuser"),
+    "mount": ("mount",),
     "passwd": ("useradd", "usermod"),
     "dash": ("dash", "sh"),
     "bash": ("bash",),
     "git": ("git",),
 }
-PRESENT = ("apt", "dpkg", "coreutils", "util-linux", "passwd", "dash", "bash", "git")
+PRESENT = ("apt", "dpkg", "coreutils", "util-linux", "mount", "passwd", "dash", "bash", "git")
 
-ENGINE = ("docker.io",)
-DEBIAN_BASE = ("mmdebstrap", "debuerreotype")
+# The engine, and what runs another platform's images on it.
+ENGINE = ("docker.io", "qemu-user-static", "binfmt-support")
+DEBIAN_BASE = ("mmdebstrap", "debuerreotype", "arch-test")
 REGISTRY = ("skopeo", "docker-registry")
 PODMAN = ("podman", "uidmap", "slirp4netns", "fuse-overlayfs")
 

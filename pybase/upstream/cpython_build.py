@@ -2,11 +2,13 @@
 
 - The **tree** (images/python/compile.Dockerfile, target `tree`): /usr/local as CPython's
   `make install` leaves it, plus /runtime-packages. It is kept in the engine as
-  `pybase-cache/cpython-tree:<version>-<release>-<key>`, the key digesting everything the
-  compile depends on: that file's text, the version, the tarball's sha256, the Debian release
-  and the optimize switch. It is compiled again only when one of them changes (12-15 min with
-  PGO+LTO on 2 cores); the Debian base image it compiled on is not part of the key, so a
-  refreshed base of the same release reuses it.
+  `pybase-cache/cpython-tree:<version>-<release>-<arch>-<optimisation>-<digest>`, the key
+  (`pgo-lto-1a2b...`) naming the optimisation and digesting everything the compile depends on:
+  that file's text, the version, the tarball's sha256, the Debian release, the platform and the
+  optimisation. It is compiled again only when one of them changes (12-15 min with PGO+LTO on 2
+  cores); the Debian base image it compiled on is not part of the key, so a refreshed base of the
+  same release reuses it. Another platform than the engine's is cross-compiled, with LTO but no
+  PGO (`optimisation`), its build steps run by the engine platform's tree of the same entry.
 - The **assembly** (images/python/Dockerfile): the tree copied onto `debian:<release>-slim` with
   the runtime libraries installed by apt. No compiler runs: seconds to a minute.
 
@@ -27,7 +29,7 @@ from pathlib import Path
 from pybase import upstream
 from pybase.core import label, paths
 from pybase.core.matrix import Target
-from pybase.infra import engine
+from pybase.infra import emulation, engine
 from pybase.upstream import Outcome, UpstreamError, cpython_source
 
 COMPILE_DOCKERFILE = paths.REPO / "images" / "python" / "compile.Dockerfile"
@@ -48,14 +50,25 @@ def _context(name: str) -> Iterator[Path]:
         shutil.rmtree(context, ignore_errors=True)
 
 
+def optimisation(target: Target, optimize: bool) -> str:
+    """What the compile of the target's tree does on this machine: `pgo-lto` natively (the
+    official recipe), `lto` when cross-compiled (PGO's profile run would execute the target's
+    code, under emulation for hours), `plain` without versions.yaml's cpython.optimize."""
+    if not optimize:
+        return "plain"
+    return "pgo-lto" if emulation.is_native(target.arch) else "lto"
+
+
 def tree_key(target: Target, optimize: bool) -> str:
-    return upstream.digest(COMPILE_DOCKERFILE.read_text(encoding="utf-8"), target.python.version,
-                           target.python.sha256, target.release, str(optimize))
+    how = optimisation(target, optimize)
+    return f"{how}-" + upstream.digest(COMPILE_DOCKERFILE.read_text(encoding="utf-8"),
+                                       target.python.version, target.python.sha256,
+                                       target.release, target.platform, how)
 
 
 def tagged_tree(target: Target, key: str) -> str:
     """The tag of the entry's tree with this key (the recipe's now, or one from a label)."""
-    return f"{TREE_REPOSITORY}:{target.key}-{key}"
+    return f"{TREE_REPOSITORY}:{target.key}-{target.arch}-{key}"
 
 
 def tree_ref(target: Target, optimize: bool) -> str:
@@ -81,34 +94,49 @@ def tree_of(target: Target) -> str:
 
 
 def build_args(target: Target, optimize: bool, base: str | None = None) -> list[str]:
-    return ["--build-arg", f"DEBIAN_IMAGE={base or target.debian_image}",
+    return ["--platform", target.platform,
+            "--build-arg", f"DEBIAN_IMAGE={base or target.debian_image}",
             "--build-arg", f"PYTHON_VERSION={target.python.version}",
             "--build-arg", f"PYTHON_SHA256={target.python.sha256}",
             "--build-arg", f"PYTHON_OPTIMIZE={int(optimize)}"]
 
 
-def build_tree(target: Target, *, optimize: bool, force: bool = False,
-               ref: str | None = None, extra_args: tuple[str, ...] = ()) -> Outcome:
+def build_tree(target: Target, *, optimize: bool, native: Target | None = None,
+               force: bool = False, ref: str | None = None,
+               extra_args: tuple[str, ...] = ()) -> Outcome:
     """Compile CPython into a tree image, unless one with the same key exists.
 
-    `ref` and `extra_args` (other build args) are for bench-only variants of the recipe."""
+    A target of another platform than the engine's is cross-compiled: `native` is the same
+    entry on the engine's platform, whose Debian base runs the compile and whose tree (compiled
+    first) runs CPython's build steps. `ref` and `extra_args` (other build args) are for
+    bench-only variants of the recipe."""
     started = time.monotonic()
     key = tree_key(target, optimize)
     ref = ref or tree_ref(target, optimize)
     if not force and engine.image_id(ref) is not None:
         return Outcome(ref, True, time.monotonic() - started, f"tree {key} cached")
-    if engine.image_id(target.debian_image) is None:
-        raise UpstreamError(f"{target.debian_image} is missing; bootstrap builds it first")
-    with _context(f"python-{target.key}") as context:
+    if emulation.is_native(target.arch):
+        builder, build_python = target, target.debian_image  # nothing is read from it
+    elif native is None or not emulation.is_native(native.arch):
+        raise UpstreamError(f"{target.name} is cross-compiled: its build needs the entry on "
+                            f"linux/{emulation.native_arch()}")
+    else:
+        builder, build_python = native, tree_ref(native, optimize)
+        if engine.image_id(build_python) is None:
+            raise UpstreamError(f"{build_python} is missing: the native tree is compiled first")
+    if engine.image_id(builder.debian_image) is None:
+        raise UpstreamError(f"{builder.debian_image} is missing; bootstrap builds it first")
+    with _context(f"python-{target.name}") as context:
         os.link(cpython_source.source_tarball(target.python), context / "Python.tar.xz")
         engine.docker(
             "build", "--progress=plain", "--target", "tree",
-            "-f", str(COMPILE_DOCKERFILE), *build_args(target, optimize), *extra_args,
+            "-f", str(COMPILE_DOCKERFILE), *build_args(target, optimize, builder.debian_image),
+            "--build-arg", f"BUILD_PYTHON={build_python}", *extra_args,
             "--label", f"{label.CPYTHON_TREE}={key}",
             "-t", ref, str(context),
         )
     return Outcome(ref, False, time.monotonic() - started,
-                   "compiled " + ("with PGO+LTO" if optimize else "without PGO/LTO"))
+                   f"compiled for {target.platform}: {optimisation(target, optimize)}")
 
 
 def assembly_recipe(target: Target, optimize: bool) -> str:
@@ -137,7 +165,7 @@ def assemble(target: Target, *, optimize: bool, force: bool = False, tree: str |
     if (not force and labels.get(label.RECIPE) == recipe
             and labels.get(label.BASE_DIGEST) == debian_id):
         return Outcome(ref, True, time.monotonic() - started, "same tree, same base")
-    with _context(f"assemble-{target.key}") as context:  # stays empty: nothing is read from it
+    with _context(f"assemble-{target.name}") as context:  # stays empty: nothing is read from it
         engine.docker(
             "build", "--progress=plain", *(["--no-cache"] if no_cache else []),
             "-f", str(ASSEMBLE_DOCKERFILE), *build_args(target, optimize, base),

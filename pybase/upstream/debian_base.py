@@ -20,7 +20,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import tarfile
 import tempfile
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 from pybase import upstream
 from pybase.core import label, paths
-from pybase.infra import engine, host
+from pybase.infra import emulation, engine, host
 from pybase.upstream import Outcome, UpstreamError, cpython_source, debian_archive
 from pybase.upstream.debian_archive import DEBIAN_KEYRING, Mirrors, host_mirrors
 
@@ -65,11 +64,13 @@ def archive_state(release: str, mirrors: Mirrors) -> ArchiveState:
         [(mirrors.archive, archive), (mirrors.archive, updates), (mirrors.security, security)]))
 
 
-def debian_recipe(release: str, mirrors: Mirrors, output: str) -> list[str]:
-    """The mmdebstrap command line; less the output path, it is also the image's identity."""
+def debian_recipe(release: str, mirrors: Mirrors, output: str, arch: str) -> list[str]:
+    """The mmdebstrap command line; less the output path, it is also the image's identity.
+    Another architecture than the machine's runs its maintainer scripts under emulation."""
     archive, updates, security = suites(release)
     return [
         "mmdebstrap", "--mode=root", "--variant=minbase", "--format=tar",
+        f"--architectures={arch}",
         f"--hook-dir={SLIM_HOOKS}",
         # Never unpack what the slim image would delete anyway.
         "--dpkgopt=path-exclude=/usr/share/man/*",
@@ -93,18 +94,19 @@ def debian_recipe(release: str, mirrors: Mirrors, output: str) -> list[str]:
     ]
 
 
-def recipe_digest(release: str, mirrors: Mirrors) -> str:
+def recipe_digest(release: str, mirrors: Mirrors, arch: str) -> str:
     """The command line and the image config's fixed part (see load_image)."""
-    return upstream.digest(*debian_recipe(release, mirrors, "-"), DEFAULT_PATH, "Cmd=bash")
+    return upstream.digest(*debian_recipe(release, mirrors, "-", arch), DEFAULT_PATH, "Cmd=bash")
 
 
-def build_debian(release: str, *, refresh: bool = False, reason: str = "",
+def build_debian(release: str, *, arch: str, refresh: bool = False, reason: str = "",
                  ref: str | None = None) -> Outcome:
-    """Make `debian:<release>-slim` (or `ref`) unless an image of the same recipe may be kept."""
+    """Make `debian:<release>-slim` (or `ref`) for `arch` unless an image of the same recipe
+    may be kept."""
     started = time.monotonic()
     ref = ref or f"debian:{release}-slim"
     mirrors = host_mirrors()
-    recipe = recipe_digest(release, mirrors)
+    recipe = recipe_digest(release, mirrors, arch)
     labels = engine.image_labels(ref) or {}
     same_recipe = labels.get(label.RECIPE) == recipe
     if same_recipe and not reason and not refresh:
@@ -115,13 +117,16 @@ def build_debian(release: str, *, refresh: bool = False, reason: str = "",
     why = reason or ("new recipe" if not same_recipe else
                      f"archive moved: {labels.get(label.ARCHIVE, 'unknown')} -> {state.label}")
     mmdebstrap = host.program("mmdebstrap")
-    # mmdebstrap's hooks start these: say which package is missing before it runs.
+    # mmdebstrap and its hooks start these: say which package is missing before it runs.
     host.program("debuerreotype-minimizing-config")
     host.program("debuerreotype-slimify")
+    if not emulation.is_native(arch):
+        host.program("arch-test")
+        emulation.ensure([arch])
     with tempfile.TemporaryDirectory(prefix=f"debian-{release}-", dir=paths.cache_dir()) as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
-        engine.run([mmdebstrap, *debian_recipe(release, mirrors, str(rootfs))[1:]],
-                   what=f"mmdebstrap {release}",
+        engine.run([mmdebstrap, *debian_recipe(release, mirrors, str(rootfs), arch)[1:]],
+                   what=f"mmdebstrap {release} ({arch})",
                    env={**os.environ, "SOURCE_DATE_EPOCH": str(state.epoch)}, error=UpstreamError)
         load_image(rootfs, ref, created=state.epoch, labels={
             label.RECIPE: recipe,
@@ -129,17 +134,17 @@ def build_debian(release: str, *, refresh: bool = False, reason: str = "",
             label.CREATED: iso(state.epoch),
             label.TITLE: f"debian:{release}-slim",
         }, created_by=f"mmdebstrap --variant=minbase {release} (pybase, recipe {recipe})",
-            scratch=Path(tmp))
+            scratch=Path(tmp), architecture=arch)
     return Outcome(ref, False, time.monotonic() - started, why)
 
 
 def load_image(rootfs: Path, ref: str, *, created: int, labels: dict[str, str],
-               created_by: str, scratch: Path) -> str:
+               created_by: str, scratch: Path, architecture: str) -> str:
     """Load a one-layer image into the engine, its config written here so that nothing in it
     depends on when it was made (`docker import` stamps the import time). Returns the image ID."""
     archive = scratch / "image.tar"
     image_id = write_image_archive(rootfs, archive, ref, created=created, labels=labels,
-                                   created_by=created_by, architecture=_architecture())
+                                   created_by=created_by, architecture=architecture)
     engine.docker("load", "--input", str(archive), capture=True)
     found = engine.image_id(ref)
     if found != image_id:
@@ -172,12 +177,6 @@ def write_image_archive(rootfs: Path, archive: Path, ref: str, *, created: int,
             out.addfile(info, io.BytesIO(data))
         out.add(rootfs, arcname="layer/layer.tar")
     return f"sha256:{image_id}"
-
-
-def _architecture() -> str:
-    """The engine's name for this machine's architecture (Debian's amd64/arm64 are the same)."""
-    return subprocess.run([host.program("dpkg"), "--print-architecture"], capture_output=True, text=True,
-                          check=True).stdout.strip()
 
 
 def iso(epoch: int) -> str:

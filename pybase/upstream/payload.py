@@ -31,8 +31,9 @@ def upgrade_payload(ref: str) -> int | None:
 
 
 def stale_bases(matrix: Matrix, targets: list[Target]) -> dict[str, str]:
-    """Release -> why its base must be made again: the runtime image built on the current
-    python:<v>-slim-<release> carries an upgrade payload above the limit."""
+    """Debian base (`debian:<release>-slim`, per platform) -> why it must be made again: the
+    runtime image built on the current python:<v>-slim-<release> carries an upgrade payload
+    above the limit."""
     limit = matrix.debian.rebootstrap_payload_mb
     reasons: dict[str, str] = {}
     for target in targets:
@@ -41,8 +42,8 @@ def stale_bases(matrix: Matrix, targets: list[Target]) -> dict[str, str]:
         if labels.get(label.BASE_DIGEST) != engine.image_id(target.upstream_image):
             continue  # built on an earlier upstream image: says nothing about today's base
         size = upgrade_payload(ref)
-        if size is not None and size > limit * MB and target.release not in reasons:
-            reasons[target.release] = (
+        if size is not None and size > limit * MB and target.debian_image not in reasons:
+            reasons[target.debian_image] = (
                 f"the OS-upgrade layer of {ref} adds {size / MB:.1f} MB, more than "
                 f"versions.yaml's debian.rebootstrap_payload_mb ({limit} MB)")
     return reasons

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -36,7 +35,16 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from support import APP_UID, MATRIX, Image, detached, docker, published_port, wait_for
+from support import (
+    APP_UID,
+    MATRIX,
+    Image,
+    build_ca,
+    detached,
+    docker,
+    published_port,
+    wait_for,
+)
 
 from pybase.core import matrix, tags
 from pybase.infra import engine
@@ -44,7 +52,6 @@ from pybase.infra import engine
 pytestmark = pytest.mark.image
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "downstream"
-HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 BUILD_TIMEOUT = 900  # seconds: a cold wheels build compiles markupsafe and fetches setuptools
 HEALTHY_TIMEOUT = 60
 PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n(.*?)-----END CERTIFICATE-----",
@@ -54,18 +61,11 @@ PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n(.*?)-----END CERTIFICA
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def build_ca() -> Path | None:
-    """The site CA bundle for pip inside builds: PYTHON_BASE_BUILD_CA, else the host's bundle."""
-    named = os.environ.get("PYTHON_BASE_BUILD_CA")
-    if named:
-        return Path(named)
-    return HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None
-
-
-def build(context: Path, tag: str, build_args: dict[str, str],
+def build(context: Path, tag: str, platform: str, build_args: dict[str, str],
           extra_secrets: dict[str, Path] | None = None) -> None:
-    """`docker build` with BuildKit (RUN --mount needs it); the full log on failure."""
-    args = ["build", "--progress=plain", "--tag", tag]
+    """`docker build` with BuildKit (RUN --mount needs it) for the base's platform; the full
+    log on failure."""
+    args = ["build", "--progress=plain", "--platform", platform, "--tag", tag]
     for key, value in build_args.items():
         args += ["--build-arg", f"{key}={value}"]
     ca = build_ca()
@@ -99,9 +99,10 @@ def build_example(name: str, base: Image, created: list[str],
                   build_args: dict[str, str] | None = None,
                   extra_secrets: dict[str, Path] | None = None) -> Built:
     base.inspect()  # a missing base image fails here, with how to build it
-    ref = f"pybase-downstream-{name}:{base.target.key}-{uuid.uuid4().hex[:8]}"
+    ref = f"pybase-downstream-{name}:{base.target.name}-{uuid.uuid4().hex[:8]}"
     created.append(ref)  # before building: a half-finished build may still have tagged it
-    build(EXAMPLES / name, ref, {"BASE": base.ref, **(build_args or {})}, extra_secrets)
+    build(EXAMPLES / name, ref, base.target.platform, {"BASE": base.ref, **(build_args or {})},
+          extra_secrets)
     return Built(ref, base)
 
 
@@ -294,6 +295,7 @@ def test_webapp_installed_its_pinned_dependency_into_the_root_owned_venv(webapp:
     assert path.startswith("/opt/venv/lib/")
 
 
+@pytest.mark.every_platform
 def test_webapp_becomes_healthy_and_answers(webapp_running: Running) -> None:
     health = json.loads(docker("inspect", "--format", "{{json .State.Health}}",
                                webapp_running.name).stdout)
@@ -304,6 +306,7 @@ def test_webapp_becomes_healthy_and_answers(webapp_running: Running) -> None:
     assert (status, body["bottle"]) == (200, "0.13.4")
 
 
+@pytest.mark.every_platform
 def test_webapp_token_from_file_secret(webapp_running: Running) -> None:
     url = f"{webapp_running.url}/api/whoami"
     status, body = http_get(url, {"Authorization": f"Bearer {webapp_running.token}"})
@@ -381,6 +384,7 @@ def wheels(runtime_image: Image, built_images: list[str]) -> Built:
     return build_two_stage_example("wheels", runtime_image, built_images)
 
 
+@pytest.mark.every_platform
 def test_wheels_image_runs_the_compiled_extension(wheels: Built) -> None:
     result = run(wheels.ref)  # the image's CMD: python -m render
     assert result.returncode == 0, result.stderr

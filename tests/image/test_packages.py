@@ -23,6 +23,7 @@ def test_no_upgradable_packages(image: Image) -> None:
     assert result.packages > 0 and newer == [], "upgradable packages:\n" + "\n".join(newer)
 
 
+@pytest.mark.every_platform
 def test_tini_is_pid_1_and_execs_the_cmd(host: Any) -> None:
     pid1 = host.file("/proc/1/cmdline").content_string.split("\0")
     assert pid1[:2] == ["/usr/bin/tini", "--"]
@@ -36,6 +37,7 @@ def present(host: Any, tool: str) -> bool:
     return bool(host.run(f"command -v {tool}").rc == 0)
 
 
+@pytest.mark.every_platform
 @pytest.mark.variants("build", "dev")
 def test_build_tools_present(host: Any) -> None:
     for tool in BUILD_TOOLS:

@@ -23,17 +23,20 @@ ENV_DEFAULTS = {
 }
 
 
+@pytest.mark.every_platform
 def test_python_is_the_exact_version(host: Any, image: Image) -> None:
     assert host.check_output("python --version") == f"Python {image.target.python.version}"
     assert host.check_output("python3 --version") == f"Python {image.target.python.version}"
 
 
+@pytest.mark.every_platform
 def test_venv_is_first_on_path_and_active(host: Any) -> None:
     assert host.check_output("command -v python") == "/opt/venv/bin/python"
     assert host.check_output("command -v pip") == "/opt/venv/bin/pip"
     assert host.check_output("python -c 'import sys; print(sys.prefix)'") == "/opt/venv"
 
 
+@pytest.mark.every_platform
 def test_stdlib_modules_import(host: Any) -> None:
     host.check_output(f"python -c 'import {STDLIB}'")
 
@@ -117,6 +120,7 @@ def test_runtime_image_ships_no_shared_libpython(host: Any) -> None:
     assert host.run("ldconfig -p | grep libpython").rc == 1
 
 
+@pytest.mark.every_platform
 def test_interpreter_executable_is_not_position_independent(host: Any, image: Image) -> None:
     """ELF type EXEC (2), as Debian's python3.X, not DYN (3, a PIE): see compile.Dockerfile."""
     path = f"/usr/local/bin/python{image.target.python.minor}"

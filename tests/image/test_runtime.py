@@ -177,6 +177,7 @@ def test_secret_is_loaded(runtime_image: Image, loader: str, secrets: Secrets,
     assert_loaded(result, secrets.expected)
 
 
+@pytest.mark.every_platform
 @pytest.mark.parametrize("loader", LOADERS)
 def test_secret_under_arbitrary_uid_and_read_only_root(runtime_image: Image, loader: str,
                                                       secrets: Secrets) -> None:
@@ -279,6 +280,7 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+@pytest.mark.every_platform
 def test_app_becomes_healthy_then_unhealthy(runtime_image: Image) -> None:
     with detached(*FAST_HEALTH, "-e", "HEALTHCHECK_PATH=/healthz", "-p", "127.0.0.1::8000",
                   runtime_image.ref, "python", "-c", WEB_APP) as name:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from support import APP_UID, Image
 
 
+@pytest.mark.every_platform
 def test_image_runs_as_the_numeric_user(image: Image) -> None:
     # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
     assert image.inspect()["Config"]["User"] == f"{APP_UID}:{APP_UID}"
 
 
+@pytest.mark.every_platform
 def test_app_user_and_group(host: Any) -> None:
     user = host.user("app")
     assert (user.uid, user.gid, user.group) == (APP_UID, APP_UID, "app")

@@ -20,7 +20,7 @@ import pytest
 from support import MATRIX, Image, docker
 
 from pybase.core import label
-from pybase.infra import engine
+from pybase.infra import emulation, engine
 from pybase.upstream import cpython_build, debian_base
 from pybase.upstream.debian_archive import host_mirrors
 
@@ -126,7 +126,8 @@ def test_two_bootstraps_of_one_archive_state_give_the_same_base() -> None:
     before = debian_base.archive_state(release, host_mirrors())
     refs = [f"pybase-test/debian:{release}-slim-{n}" for n in (1, 2)]
     try:
-        outcomes = [debian_base.build_debian(release, ref=ref, reason="test: bootstrap twice")
+        outcomes = [debian_base.build_debian(release, arch=emulation.native_arch(), ref=ref,
+                                             reason="test: bootstrap twice")
                     for ref in refs]
         if debian_base.archive_state(release, host_mirrors()) != before:
             pytest.skip(f"the {release} archive moved during the test: nothing to compare")

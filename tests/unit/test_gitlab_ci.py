@@ -93,7 +93,7 @@ def test_schedule_refreshes_the_base_and_rebuilds_the_os_upgrade_layer() -> None
         variables = rule.get("variables", {})
         assert ("PYTHON_BASE_OS_UPGRADE_STAMP" in variables) is fresh
         assert (variables.get("BOOTSTRAP_OPTIONS") == "--refresh") is fresh
-    assert "$NOX -s bootstrap -- $ENTRY $BOOTSTRAP_OPTIONS" in CONFIG["build"]["script"]
+    assert "$NOX -s bootstrap -- $ENTRY-$ARCH $BOOTSTRAP_OPTIONS" in CONFIG["build"]["script"]
 
 
 def test_publish_is_serialized_and_promotes_tested_candidates() -> None:
@@ -105,10 +105,16 @@ def test_publish_is_serialized_and_promotes_tested_candidates() -> None:
 
 
 def test_every_entry_job_fans_out_over_the_generated_matrix() -> None:
+    """One job per entry and architecture, on a runner of that architecture."""
     [entries] = CONFIG[".entries"]["parallel"]["matrix"]
-    assert entries["ENTRY"] == [t.key for t in matrix.load().targets()]
+    targets = matrix.load().targets()
+    assert [f"{e}-{a}" for e in entries["ENTRY"] for a in entries["ARCH"]] == [
+        t.name for t in targets]
+    assert CONFIG[".entries"]["tags"] == ["python-base", "$ARCH"]
     for name in ("build", "test", "audit"):
         assert CONFIG[name]["extends"] == ".entries"
+        assert all("$ENTRY" not in line or "$ENTRY-$ARCH" in line
+                   for line in CONFIG[name]["script"]), name
 
 
 def test_artifacts_carry_every_report() -> None:
@@ -124,7 +130,7 @@ def test_drift_is_caught_and_fixed(tmp_path: Path) -> None:
     copy = tmp_path / ".gitlab-ci.yml"
     copy.write_text(gitlab.GITLAB_CI.read_text().replace('"3.13.15-trixie"', '"3.13.14-trixie"'))
     m = matrix.load()
-    with pytest.raises(gitlab.PipelineError, match="differs from versions.yaml"):
+    with pytest.raises(gitlab.PipelineError, match="differ from versions.yaml"):
         gitlab.sync(m, check=True, path=copy)
     assert gitlab.sync(m, check=False, path=copy) is False
     assert gitlab.current(copy) == gitlab.entries(m)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pybase.build import images
 from pybase.core import matrix
+from pybase.upstream import cpython_build
 
 
-def test_build_args_are_exactly_the_arguments_the_dockerfile_needs() -> None:
+def test_build_args_are_exactly_the_arguments_the_dockerfile_needs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The tree's tag is read from the upstream image's label: no engine here.
+    monkeypatch.setattr(cpython_build, "tree_of", lambda target: "tree:tag")
     text = (images.CONTEXT / "Dockerfile").read_text(encoding="utf-8")
     declared = re.findall(r"^ARG (\w+)(=?)", text, re.MULTILINE)
     without_default = {name for name, eq in declared if not eq}

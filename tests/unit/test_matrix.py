@@ -25,15 +25,23 @@ def test_the_shipped_file_is_valid() -> None:
     m = matrix.load()
     assert m.debian.default == "bookworm"
     assert {e.minor for e in m.python} >= {"3.11", "3.12", "3.13", "3.14"}
-    built = [t.key for t in m.targets()]
-    assert built == ["3.13.15-bookworm", "3.13.15-trixie"]
+    built = [t.name for t in m.targets()]
+    assert built == ["3.13.15-bookworm-amd64", "3.13.15-bookworm-arm64",
+                     "3.13.15-trixie-amd64", "3.13.15-trixie-arm64"]
+    assert [t.is_primary_platform for t in m.targets()] == [True, False, True, False]
 
 
 def test_selectors_narrow_and_unknown_selector_fails() -> None:
     m = matrix.load()
-    assert [t.key for t in m.targets(only=["3.13-trixie"])] == ["3.13.15-trixie"]
-    assert [t.key for t in m.targets(only=["3.12.13-bookworm"])] == ["3.12.13-bookworm"]
-    assert len(m.targets(include_all=True)) == 7
+    assert [t.name for t in m.targets(only=["3.13-trixie"])] == [
+        "3.13.15-trixie-amd64", "3.13.15-trixie-arm64"]
+    assert [t.name for t in m.targets(only=["3.12.13-bookworm-arm64"])] == [
+        "3.12.13-bookworm-arm64"]
+    on_arm64 = m.targets(only=["linux/arm64"])  # a selector reaches every declared entry
+    assert len(on_arm64) == 7 and {t.arch for t in on_arm64} == {"arm64"}
+    assert [t.name for t in m.targets(only=["3.13-bookworm-amd64", "3.13-trixie-arm64"])] == [
+        "3.13.15-bookworm-amd64", "3.13.15-trixie-arm64"]
+    assert len(m.targets(include_all=True)) == 14
     with pytest.raises(matrix.MatrixError, match="'3.9' matches no entry"):
         m.targets(only=["3.9"])
 
@@ -164,6 +172,11 @@ VALUE_CASES = {
                         "['build', 'dev'] does not include 'runtime'"),
     "variant twice": ("[runtime, build, dev]", "[runtime, dev, dev]", "variants[2]",
                       "variant 'dev' is listed twice"),
+    "platform twice": ("platforms: [linux/amd64, linux/arm64]",
+                       "platforms: [linux/amd64, linux/amd64]", "platforms[1]",
+                       "platform 'linux/amd64' is listed twice"),
+    "unknown platform": ("platforms: [linux/amd64, linux/arm64]",
+                         "platforms: [linux/amd64, linux/s390x]", "platforms[1]", "'linux/s390x'"),
     "default release not declared": ("default: bookworm", "default: forky", "debian.default",
                                      "'forky' is not one of debian.releases (bookworm, trixie)"),
     "latest not declared": ('latest: "3.13"', 'latest: "3.10"', "tags.latest", "'3.10'"),

@@ -43,34 +43,38 @@ def images_for(payloads: dict[str, int], built_on_current: bool = True
     images: dict[str, tuple[str, dict[str, str]]] = {}
     found_history = {}
     for target in TARGETS:
-        images[target.upstream_image] = (f"sha256:up-{target.key}", {})
+        images[target.upstream_image] = (f"sha256:up-{target.name}", {})
         ref = tags.local_ref(MATRIX, target, "runtime")
-        base = f"sha256:up-{target.key}" if built_on_current else "sha256:older"
-        images[ref] = (f"sha256:img-{target.key}", {label.BASE_DIGEST: base})
-        found_history[ref] = history(payloads.get(target.release, 0))
+        base = f"sha256:up-{target.name}" if built_on_current else "sha256:older"
+        images[ref] = (f"sha256:img-{target.name}", {label.BASE_DIGEST: base})
+        found_history[ref] = history(payloads.get(target.debian_image, 0))
     return images, found_history
 
 
 def test_upgrade_payload_sums_the_upgrade_step_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    images, found = images_for({"bookworm": 3_400_000})
+    images, found = images_for({"debian:bookworm-slim": 3_400_000})
     fake_engine(monkeypatch, images, found)
     ref = tags.local_ref(MATRIX, TARGETS[0], "runtime")
-    assert payload.upgrade_payload(ref) == (3_400_000 if TARGETS[0].release == "bookworm" else 0)
+    assert payload.upgrade_payload(ref) == (
+        3_400_000 if TARGETS[0].debian_image == "debian:bookworm-slim" else 0)
     assert payload.upgrade_payload("missing:image") is None
 
 
 def test_a_payload_over_the_limit_makes_that_base_again(monkeypatch: pytest.MonkeyPatch) -> None:
     limit = MATRIX.debian.rebootstrap_payload_mb
-    images, found = images_for({"bookworm": limit * MB + 1, "trixie": limit * MB})
+    images, found = images_for({"debian:bookworm-slim-arm64": limit * MB + 1,
+                                "debian:trixie-slim": limit * MB})
     fake_engine(monkeypatch, images, found)
     stale = payload.stale_bases(MATRIX, TARGETS)
-    assert set(stale) == {"bookworm"}  # trixie is at the limit, not over it
-    assert f"more than versions.yaml's debian.rebootstrap_payload_mb ({limit} MB)" in stale["bookworm"]
-    assert f"adds {(limit * MB + 1) / MB:.1f} MB" in stale["bookworm"]
+    # Per platform: trixie's amd64 base is at the limit, not over it.
+    assert set(stale) == {"debian:bookworm-slim-arm64"}
+    reason = stale["debian:bookworm-slim-arm64"]
+    assert f"more than versions.yaml's debian.rebootstrap_payload_mb ({limit} MB)" in reason
+    assert f"adds {(limit * MB + 1) / MB:.1f} MB" in reason
 
 
 def test_images_built_on_an_earlier_upstream_say_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    images, found = images_for({"bookworm": 500 * MB, "trixie": 500 * MB}, built_on_current=False)
+    images, found = images_for({t.debian_image: 500 * MB for t in TARGETS}, built_on_current=False)
     fake_engine(monkeypatch, images, found)
     assert payload.stale_bases(MATRIX, TARGETS) == {}
 

@@ -16,8 +16,8 @@ def m() -> matrix.Matrix:
     return matrix.load()
 
 
-def target(m: matrix.Matrix, selector: str) -> matrix.Target:
-    (found,) = m.targets(include_all=True, only=[selector])
+def target(m: matrix.Matrix, selector: str, arch: str = "amd64") -> matrix.Target:
+    (found,) = m.targets(include_all=True, only=[f"{selector}-{arch}"])
     return found
 
 
@@ -56,16 +56,24 @@ def test_rolling_minor_follows_the_default_release(m: matrix.Matrix) -> None:
 
 
 def test_no_two_images_share_a_tag(m: matrix.Matrix) -> None:
+    """No two (entry, variant) share a tag; the platforms of one share all of them (an index)."""
     seen: dict[str, str] = {}
     for t in m.targets(include_all=True):
         for variant in m.variants:
             for tag in tags.tags_for(m, t, variant, DAY):
-                assert tag not in seen, f"{tag} given to {t.key}/{variant} and {seen[tag]}"
-                seen[tag] = f"{t.key}/{variant}"
+                owner = f"{t.key}/{variant}"
+                assert seen.setdefault(tag, owner) == owner, f"{tag}: {owner} and {seen[tag]}"
+    per_platform = {t.arch: tags.tags_for(m, t, "runtime", DAY)
+                    for t in m.targets(only=["3.13-bookworm"])}
+    assert set(per_platform) == {"amd64", "arm64"}
+    assert per_platform["amd64"] == per_platform["arm64"]
 
 
-def test_local_tag(m: matrix.Matrix) -> None:
+def test_local_tag_names_every_platform_but_the_primary(m: matrix.Matrix) -> None:
     assert tags.local_tag(target(m, "3.13-trixie"), "build") == "3.13.15-trixie-build"
+    assert tags.local_tag(target(m, "3.13-trixie", "arm64"), "build") == "3.13.15-trixie-build-arm64"
+    assert tags.local_ref(m, target(m, "3.13-trixie", "arm64"), "runtime") == (
+        "python-base:3.13.15-trixie-arm64")
 
 
 def test_same_day_serial_goes_between_date_and_variant(m: matrix.Matrix) -> None:

@@ -124,7 +124,7 @@ def test_update_writes_only_the_verified_version_and_keeps_every_other_byte(
     assert after.replace('"3.13.17"', f'"{old.version}"').replace(
         index.good_sha256, old.sha256) == before  # byte for byte, comments and layout included
     assert matrix.load(versions).python[0].version == "3.13.17"
-    assert gitlab.current(gitlab_ci) == ["3.13.17-bookworm", "3.13.17-trixie"]
+    assert gitlab.current(gitlab_ci) == (["3.13.17-bookworm", "3.13.17-trixie"], ["amd64", "arm64"])
 
 
 def test_dry_run_prints_the_diff_and_writes_nothing(index: Fixture, tmp_path: Path,

@@ -14,6 +14,7 @@ import pytest
 from pybase import upstream
 from pybase.core import label, matrix
 from pybase.core.matrix import PythonEntry
+from pybase.infra import emulation
 from pybase.upstream import cpython_build, cpython_source, debian_archive, debian_base
 
 DEB822 = """\
@@ -61,8 +62,8 @@ def test_missing_security_entry_is_an_error(tmp_path: Path) -> None:
 
 def test_debian_recipe_carries_the_slim_recipe() -> None:
     mirrors = debian_archive.Mirrors("http://a.invalid/debian", "http://b.invalid/debian-security")
-    command = debian_base.debian_recipe("trixie", mirrors, "out.tar")
-    assert "--variant=minbase" in command
+    command = debian_base.debian_recipe("trixie", mirrors, "out.tar", "arm64")
+    assert "--variant=minbase" in command and "--architectures=arm64" in command
     assert any("debuerreotype-slimify" in c for c in command)
     assert "--dpkgopt=path-exclude=/usr/share/doc/*" in command
     assert command[-3:] == [
@@ -181,7 +182,23 @@ def test_tree_key_changes_with_each_compile_input_and_nothing_else() -> None:
     for field, value in (("version", "3.13.99"), ("sha256", "0" * 64)):
         changed = dataclasses.replace(TARGET, python=TARGET.python.model_copy(update={field: value}))
         assert cpython_build.tree_key(changed, True) != key
-    assert cpython_build.tree_ref(TARGET, True) == (f"pybase-cache/cpython-tree:{TARGET.key}-{key}")
+    other_platform = dataclasses.replace(TARGET, platform="linux/arm64")
+    assert cpython_build.tree_key(other_platform, True) != key
+    assert cpython_build.tree_ref(TARGET, True) == (
+        f"pybase-cache/cpython-tree:{TARGET.key}-amd64-{key}")
+
+
+def test_the_tree_key_names_the_optimisation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Natively PGO+LTO; another platform is cross-compiled, with LTO only."""
+    monkeypatch.setattr(emulation, "native_arch", lambda: "amd64")
+    arm64 = dataclasses.replace(TARGET, platform="linux/arm64")
+    assert cpython_build.tree_key(TARGET, True).startswith("pgo-lto-")
+    assert cpython_build.tree_key(arm64, True).startswith("lto-")
+    assert cpython_build.tree_key(arm64, False).startswith("plain-")
+    assert cpython_build.tree_ref(arm64, True).startswith(
+        f"pybase-cache/cpython-tree:{TARGET.key}-arm64-lto-")
+    monkeypatch.setattr(emulation, "native_arch", lambda: "arm64")
+    assert cpython_build.tree_key(arm64, True).startswith("pgo-lto-")
 
 
 def test_assembly_recipe_follows_the_tree_not_the_base(monkeypatch: pytest.MonkeyPatch,
