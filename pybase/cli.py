@@ -156,8 +156,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     pull = bool(args.published)
     if args.published:
         with _session(args, m) as session:
+            # The primary platform's image of each tag: Debian publishes a security fix for
+            # every release architecture at once (per source package), so what is pending for
+            # it is pending for the others.
             refs = [session.repository.tag(tags.local_tag(t, v))
-                    for t in _targets(args) for v in (args.variant or m.variants)]
+                    for t in _targets(args) if t.is_primary_platform
+                    for v in (args.variant or m.variants)]
     else:
         refs = _image_refs(args)
     checks = args.check or check.CHECKS

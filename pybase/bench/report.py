@@ -159,6 +159,20 @@ def _size_table(results: Results) -> list[str]:
     return rows
 
 
+def _platform_table(results: Results) -> list[str]:
+    """Every platform's images beside its upstream image (arm64 beside amd64)."""
+    rows = ["| entry | platform | image | uncompressed | compressed | added over upstream "
+            "(compressed) |", "| --- | --- | --- | --: | --: | --: |"]
+    for p in results.platforms:
+        up = p.upstream
+        rows.append(f"| {p.name} | {p.platform} | upstream | {mb(up.engine_size)} "
+                    f"| {mb(up.gzip)} | |")
+        rows += [f"| {p.name} | {p.platform} | {variant} | {mb(image.engine_size)} "
+                 f"| {mb(image.gzip)} | +{mb(image.gzip - up.gzip)} |"
+                 for variant, image in p.images.items()]
+    return rows
+
+
 def _overhead_table(results: Results) -> list[str]:
     causes = sorted({c for t in results.targets for c in t.overhead})
     keys = [t.key for t in results.targets]
@@ -254,6 +268,7 @@ def render(results: Results) -> str:
         f"{results.seconds:.0f} s. MB = 10⁶ bytes. Nothing here is a timed test assertion."), "",
         "## Targets", "", *target_lines(results), "",
         "## Size", "", *_size_table(results), "",
+        "## Size per platform", "", *_platform_table(results), "",
         "## Our overhead by cause", "", *_overhead_table(results), "",
         "## Start-up (ms, in-container runs)", "",
         "| image | case | median | p95 | runs | overhead vs bare | ratio |",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,11 +57,22 @@ class TargetResult:
 
 
 @dataclass(frozen=True)
+class PlatformSizes:
+    """One entry's images on one platform, beside its upstream image of that platform."""
+
+    name: str                          # "3.13.15-bookworm-arm64"
+    platform: str                      # "linux/arm64"
+    upstream: ImageSize
+    images: dict[str, ImageSize]       # variant -> our image
+
+
+@dataclass(frozen=True)
 class Results:
     machine: Machine
-    targets: list[TargetResult]
+    targets: list[TargetResult]        # the engine's own platform: sizes, start-up, builds
     tests: TestTimes | None
     speed: Speed | None
     refresh: Refresh
     payload_limit: int  # bytes: versions.yaml's debian.rebootstrap_payload_mb
     seconds: float  # the bench's own wall time
+    platforms: list[PlatformSizes] = field(default_factory=list)  # every platform's sizes

@@ -9,7 +9,9 @@
   - PREDICATE_GATES: ours (README, "Trust"): the test record and the audit record that let it
     be published.
 
-Nothing is attached twice: publisher writes only for a digest that does not verify yet.
+An index over several platforms' images gets a signature only: its images carry the
+attestations. Nothing is attached twice: publisher writes only for a digest that does not
+verify yet.
 """
 
 from __future__ import annotations
@@ -104,10 +106,9 @@ def gather(ref: str, image_id: str, target: Target, variant: Variant, test_recor
     return Evidence(json.loads(sbom.shipped(image_id)), provenance, records)
 
 
-def sign_and_attest(session: registry.Session, signer: Signer, digest: str,
-                    evidence: Evidence) -> None:
-    """Write the attestations of `digest`, then its signature (so that a digest with a
-    signature has its attestations), replacing what those two tags held."""
+def attest(session: registry.Session, signer: Signer, digest: str, evidence: Evidence) -> None:
+    """Write the attestations of `digest` (replacing what that tag held). Before sign(): a
+    digest with a signature has its attestations."""
     name = session.repository.name
     statements = [(PREDICATE_SBOM, evidence.sbom), (PREDICATE_PROVENANCE, evidence.provenance),
                   (PREDICATE_GATES, evidence.gates)]
@@ -118,6 +119,10 @@ def sign_and_attest(session: registry.Session, signer: Signer, digest: str,
                        separators=(",", ":")).encode(),
             {trust.SIGNATURE_ANNOTATION: "", trust.PREDICATE_ANNOTATION: kind})
         for kind, predicate in statements])
-    payload = trust.simple_signing_payload(name, digest)
+
+
+def sign(session: registry.Session, signer: Signer, digest: str) -> None:
+    """Write the signature of `digest` (an image, or an index over the platforms' images)."""
+    payload = trust.simple_signing_payload(session.repository.name, digest)
     session.put_artifact(trust.attachment_tag(digest, "sig"), [oci.ArtifactLayer(
         trust.SIMPLE_SIGNING, payload, {trust.SIGNATURE_ANNOTATION: signer.sign(payload)})])

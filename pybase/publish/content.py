@@ -16,7 +16,7 @@ import functools
 import hashlib
 import json
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from packaging.utils import canonicalize_name
@@ -27,6 +27,8 @@ from pybase.core import label
 from pybase.infra import host
 
 Content = dict[str, Any]
+# The images one tag serves: platform (`linux/arm64`) -> content.
+Contents = dict[str, Content]
 
 
 def content(inv: Inventory) -> Content:
@@ -69,6 +71,14 @@ def fingerprint(data: Content) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def fingerprint_all(contents: Contents) -> str:
+    """The fingerprint of what one tag serves: the image's own for one platform, else that of
+    every platform's fingerprint (a tag changes when any of its platforms does)."""
+    if len(contents) == 1:
+        return fingerprint(next(iter(contents.values())))
+    return fingerprint({platform: fingerprint(c) for platform, c in sorted(contents.items())})
+
+
 # --------------------------------------------------------------------------------------------
 # Changelog
 # --------------------------------------------------------------------------------------------
@@ -106,6 +116,15 @@ def changes(old: Content | None, new: Content) -> list[Change]:
             found.append(Change("config", key, "changed" if old else "added",
                                 _text(before), _text(after)))
     return found
+
+
+def changes_all(old: Contents | None, new: Contents) -> list[Change]:
+    """changes() per platform; with several, each area names its platform."""
+    if len(new) == 1 and len(old or {}) <= 1:
+        return changes(next(iter(old.values())) if old else None, next(iter(new.values())))
+    return [replace(change, area=f"{platform} {change.area}")
+            for platform, now in new.items()
+            for change in changes((old or {}).get(platform), now)]
 
 
 def _text(value: object) -> str | None:

@@ -1,17 +1,21 @@
 """`nox -s publish`: promote tested images to the registry, only when their content changed.
 
-For each candidate (a built image in the engine, or in GitLab a pipeline candidate already in
-the registry):
+The unit is a group: one entry and variant with one candidate per platform of versions.yaml (a
+built image in the engine, or in GitLab a pipeline candidate already in the registry). With one
+platform every tag serves that image; with several, every tag serves an index over them.
 
-1. gates: its exact image ID has a passing test record and a passing audit record (all
-   candidates are checked before anything moves);
+1. gates: every candidate's exact image ID has a passing test record and a passing audit record,
+   and every group has every platform (all are checked before anything moves: a platform that
+   failed or is missing blocks its index, never half-published);
 2. the registry is contacted once up front: down or refusing credentials stops the run there;
-3. its content fingerprint (pybase.publish.content) is compared with that of the image its reference
-   rolling tag (`3.13.15-bookworm[-variant]`) serves now; equal means "unchanged since <tag>",
-   and nothing is pushed;
+3. the group's content fingerprint (pybase.publish.content, per platform) is compared with that
+   of what its reference rolling tag (`3.13.15-bookworm[-variant]`) serves now; equal means
+   "unchanged since <tag>", and nothing is pushed;
 4. otherwise the immutable dated tag is written first (a tag that exists is never overwritten:
-   the same image is a no-op, another one takes the next same-day serial `.1`, `.2`...), and
-   the registry's manifest is checked against the local image ID;
+   the same images are a no-op, others take the next same-day serial `.1`, `.2`...; with
+   several platforms, each image first under `<tag>-<arch>`, then the index), and the
+   registry's manifests are checked against the local image IDs; each image (and the index)
+   is signed and attested;
 5. then the rolling tags are pointed at that digest, the reference tag last, so a run that dies
    half-way leaves every rolling tag on a complete image and the rerun finishes the move;
 6. a changelog against the previous digest and the publish record are written under
@@ -32,16 +36,27 @@ from pybase.build import inventory
 from pybase.core import label, tags
 from pybase.core.matrix import Matrix, Target, Variant
 from pybase.infra import engine, registry
-from pybase.publish import Candidate, Outcome, PublishError, Status, attest, content, records
+from pybase.publish import (
+    Candidate,
+    Group,
+    Outcome,
+    PublishError,
+    Status,
+    attest,
+    content,
+    records,
+)
 from pybase.publish.promote import Hook, Promoter
 from pybase.publish.signing import Signer
 from pybase.verify import gates, trust
 
 
-def preflight(candidates: Sequence[Candidate], test_records: Path = gates.TEST_RECORDS,
+def preflight(candidates: Sequence[Candidate], platforms: Sequence[str],
+              test_records: Path = gates.TEST_RECORDS,
               audit_records: Path = gates.AUDIT_RECORDS) -> dict[str, engine.ImageInspect]:
     """Every candidate in the engine with passing test and audit records for its exact image
-    ID, or a PublishError listing every refusal: nothing moves unless all pass."""
+    ID, and every group with one candidate per platform, or a PublishError listing every
+    refusal: nothing moves unless all pass."""
     inspected: dict[str, engine.ImageInspect] = {}
     refused = []
     for c in candidates:
@@ -50,11 +65,28 @@ def preflight(candidates: Sequence[Candidate], test_records: Path = gates.TEST_R
             refused.append(f"{c.ref}: not in the engine; run `nox -s build` (or `nox -s "
                            "candidate -- pull` in CI) first")
             continue
+        if found.platform != c.target.platform:
+            refused.append(f"{c.ref}: is a {found.platform} image, expected "
+                           f"{c.target.platform}")
         inspected[c.ref] = found
         refused += gates.refusals(c.ref, found.id, test_records, audit_records)
+    for group in groups(candidates):
+        if group.platforms != list(platforms):
+            refused.append(f"{group.first.target.key} ({group.first.variant}): its tags serve "
+                           f"{', '.join(platforms)}, the selection has "
+                           f"{', '.join(group.platforms)}; select every platform")
     if refused:
         raise PublishError("refusing to publish:\n  " + "\n  ".join(refused))
     return inspected
+
+
+def groups(candidates: Sequence[Candidate]) -> list[Group]:
+    """The candidates by the tags they share (entry and variant), platforms in the order
+    given."""
+    found: dict[tuple[str, str], list[Candidate]] = {}
+    for c in candidates:
+        found.setdefault((c.target.key, c.variant), []).append(c)
+    return [Group(tuple(members)) for members in found.values()]
 
 
 @dataclass
@@ -65,6 +97,8 @@ class Publisher:
     after_write: Hook = lambda step: None
     record_dir: Path = records.RECORDS
     signer: Signer | None = None  # None: unsigned (`publish --unsigned`, tests of other parts)
+    # The platforms every tag must serve; empty: versions.yaml's.
+    platforms: Sequence[str] = ()
 
     @property
     def repository(self) -> registry.Repository:
@@ -75,57 +109,70 @@ class Publisher:
 
     def publish(self, candidates: Sequence[Candidate], test_records: Path = gates.TEST_RECORDS,
                 audit_records: Path = gates.AUDIT_RECORDS) -> list[Outcome]:
-        inspected = preflight(candidates, test_records, audit_records)
+        inspected = preflight(candidates, self.platforms or self.matrix.platforms, test_records,
+                              audit_records)
         promoter = self._promoter()
         outcomes: list[Outcome] = []
         try:
-            for c in candidates:
-                outcomes.append(self._one(promoter, c, inspected[c.ref],
+            for group in groups(candidates):
+                outcomes.append(self._one(promoter, group, inspected,
                                           (test_records, audit_records)))
         finally:
             records.write_record(self.record_dir, self.repository, outcomes)
         return outcomes
 
-    def _one(self, promoter: Promoter, c: Candidate, gated: engine.ImageInspect,
+    def _one(self, promoter: Promoter, group: Group, inspected: dict[str, engine.ImageInspect],
              gate_records: tuple[Path, Path]) -> Outcome:
-        """Publish the image the gates passed: by its ID, even if the tag moved since; sign
-        and attest it before any rolling tag moves to it."""
+        """Publish the images the gates passed: by their IDs, even if the tags moved since;
+        sign and attest them before any rolling tag moves."""
         started = time.monotonic()
-        built_on = build_date(gated.labels, c.ref)
+        c = group.first
+        gated: dict[str, engine.ImageInspect] = {m.target.platform: inspected[m.ref]
+                                                 for m in group.members}
+        built_on = max(build_date(g.labels, m.ref) for m, g in zip(group.members, gated.values()))
         rolling = tags.tags_for(self.matrix, c.target, c.variant, built_on)[1:]
         reference = rolling[0]
-        new = content.content(inventory.inventory(gated.id))
-        fingerprint = content.fingerprint(new)
+        new: content.Contents = {platform: content.content(inventory.inventory(g.id))
+                                 for platform, g in gated.items()}
+        fingerprint = content.fingerprint_all(new)
         current = self.session.manifest(reference)
-        old: content.Content | None = None
+        old: content.Contents | None = None
         if current is not None:
-            old = self._published_content(current.digest)
-            if content.fingerprint(old) == fingerprint:
+            old = self._published_contents(current, c.target.platform)
+            if content.fingerprint_all(old) == fingerprint:
                 since = promoter.immutable_of(c, current.digest)
                 self.echo(f"publish: {c.ref}: unchanged since {since} ({current.digest[:19]}); "
                           "nothing pushed")
-                return Outcome(image=c.ref, image_id=gated.id, status=Status.UNCHANGED,
-                               immutable_tag=since, digest=current.digest,
-                               previous_digest=current.digest, fingerprint=fingerprint,
-                               tags={reference: current.digest},
+                return Outcome(image=c.ref, image_id=gated[c.target.platform].id,
+                               status=Status.UNCHANGED, immutable_tag=since,
+                               digest=current.digest, previous_digest=current.digest,
+                               fingerprint=fingerprint, tags={reference: current.digest},
+                               platforms=current.platforms,
                                seconds=round(time.monotonic() - started, 1))
-        evidence = (attest.gather(c.ref, gated.id, c.target, c.variant, *gate_records)
-                    if self.signer else None)
-        immutable, digest = promoter.write_immutable(c, gated.id, built_on)
-        if self.signer is not None and evidence is not None:
-            self._sign(digest, evidence, self.signer)
-        newer = self._served_by_newer(c, rolling, gated.labels.get(label.BUILD_ORDER, ""))
+        evidence: dict[str, attest.Evidence] = ({m.target.platform: attest.gather(m.ref, gated[m.target.platform].id,
+                                                      m.target, m.variant, *gate_records)
+                     for m in group.members} if self.signer else {})
+        immutable, digest, images = promoter.write_immutable(
+            group, {p: g.id for p, g in gated.items()}, built_on)
+        if self.signer is not None:
+            for platform, image_digest in (images or {c.target.platform: digest}).items():
+                self._sign(image_digest, self.signer, evidence[platform])
+            if images:
+                self._sign(digest, self.signer, None)  # the index: a signature of its own
+        order = max(g.labels.get(label.BUILD_ORDER, "") for g in gated.values())
+        newer = self._served_by_newer(c, rolling, order)
         moved = {immutable: digest,
                  **promoter.move_rolling([t for t in rolling if t not in newer], digest)}
-        outcome = Outcome(image=c.ref, image_id=gated.id, status=Status.PUBLISHED,
-                          immutable_tag=immutable, digest=digest,
+        outcome = Outcome(image=c.ref, image_id=gated[c.target.platform].id,
+                          status=Status.PUBLISHED, immutable_tag=immutable, digest=digest,
                           previous_digest=current.digest if current else None,
-                          fingerprint=fingerprint, tags=moved, kept=newer)
+                          fingerprint=fingerprint, tags=moved, kept=newer, platforms=images)
         outcome.changelog = records.write_changelog(self.record_dir, self.repository, outcome, old,
                                                     new)
         outcome.seconds = round(time.monotonic() - started, 1)
-        self.echo(f"publish: {c.ref}: published {self.repository.tag(immutable)} ({digest[:19]})"
-                  f", {len(moved) - 1} rolling tags moved; changelog "
+        what = f"an index over {', '.join(images)}" if images else "the image"
+        self.echo(f"publish: {c.ref}: published {self.repository.tag(immutable)} ({digest[:19]}"
+                  f", {what}), {len(moved) - 1} rolling tags moved; changelog "
                   f"{outcome.changelog['markdown']}")
         return outcome
 
@@ -142,17 +189,21 @@ class Publisher:
                           f"{order or 'unordered'}); left where it is")
         return newer
 
-    def _sign(self, digest: str, evidence: attest.Evidence, signer: Signer) -> None:
-        """Sign and attest `digest` unless it verifies already (a rerun), then verify what the
+    def _sign(self, digest: str, signer: Signer, evidence: attest.Evidence | None) -> None:
+        """Sign `digest` and attest what it is (`evidence`; None for an index, whose images
+        carry the attestations) unless it verifies already (a rerun), then verify what the
         registry serves for it."""
         started = time.monotonic()
         key = signer.key.public_key()
-        checked = trust.check(self.session, digest, key)
-        verb = "already signed and attested by this key"
+        attested = evidence is not None
+        checked = trust.check(self.session, digest, key, attested=attested)
+        verb = "already signed" + (" and attested" if attested else "") + " by this key"
         if not checked.ok:
-            attest.sign_and_attest(self.session, signer, digest, evidence)
-            checked = trust.check(self.session, digest, key)
-            verb = "signed and attested"
+            if evidence is not None:
+                attest.attest(self.session, signer, digest, evidence)
+            attest.sign(self.session, signer, digest)
+            checked = trust.check(self.session, digest, key, attested=attested)
+            verb = "signed" + (" and attested" if attested else " (index)")
         if not checked.ok:
             raise PublishError(f"registry {self.repository.host}: {digest[:19]} does not verify "
                                "after signing: " + "; ".join(checked.problems))
@@ -160,9 +211,16 @@ class Publisher:
                   f"({len(checked.attestations)} attestations) in "
                   f"{time.monotonic() - started:.1f} s")
 
+    def _published_contents(self, current: registry.Manifest,
+                            single_platform: str) -> content.Contents:
+        """The content of what a tag serves now, per platform (an image from before there
+        were indexes counts as `single_platform`'s)."""
+        images = current.platforms or {single_platform: current.digest}
+        return {platform: self._published_content(digest) for platform, digest in images.items()}
+
     def _published_content(self, digest: str) -> content.Content:
-        """The content of the image a tag serves now: pulled by digest (its layers are mostly
-        in the engine already), listed, and the pulled reference dropped again."""
+        """The content of one published image: pulled by digest (its layers are mostly in the
+        engine already), listed, and the pulled reference dropped again."""
         image_id = self.session.pull(digest)
         try:
             return content.content(inventory.inventory(image_id))

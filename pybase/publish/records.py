@@ -19,14 +19,15 @@ RECORDS = paths.REPORTS / "publish"
 
 
 def write_changelog(records: Path, repository: registry.Repository, outcome: Outcome,
-                    old: content.Content | None, new: content.Content) -> dict[str, str]:
-    """The changes from the image the reference tag served before; {format: path}."""
-    found = content.changes(old, new)
+                    old: content.Contents | None, new: content.Contents) -> dict[str, str]:
+    """The changes from what the reference tag served before, per platform; {format: path}."""
+    found = content.changes_all(old, new)
     facts = [("image", repository.tag(outcome.immutable_tag)),
              ("digest", outcome.digest),
+             *[(f"{platform} image", digest) for platform, digest in outcome.platforms.items()],
              ("previous digest", outcome.previous_digest or "none (first publish)"),
              ("fingerprint", outcome.fingerprint),
-             ("CPython", str(new["cpython"])),
+             ("CPython", str(next(iter(new.values()))["cpython"])),
              ("rolling tags", ", ".join(t for t in outcome.tags if t != outcome.immutable_tag)),
              ("git revision", images.git_revision())]
     records.mkdir(parents=True, exist_ok=True)

@@ -161,8 +161,10 @@ REQUIRED_PREDICATES = ("https://cyclonedx.org/bom", "https://slsa.dev/provenance
                        "https://python-base.dev/attestations/gates/v1")
 
 
-def check(session: registry.Session, digest: str, key: ec.EllipticCurvePublicKey) -> Checked:
-    """Read the signature and attestations of `digest` from the registry and verify them."""
+def check(session: registry.Session, digest: str, key: ec.EllipticCurvePublicKey,
+          *, attested: bool = True) -> Checked:
+    """Read the signature and (`attested`: an image, not an index) the attestations of
+    `digest` from the registry and verify them."""
     name = session.repository.name
     problems: list[str] = []
     signatures = 0
@@ -178,7 +180,7 @@ def check(session: registry.Session, digest: str, key: ec.EllipticCurvePublicKey
         if not signatures:
             problems += sorted({p for p in found if p}) or [f"{sig_tag} holds no signature"]
     attestations: dict[str, Any] = {}
-    layers = session.get_artifact(att_tag)
+    layers = session.get_artifact(att_tag) if attested else []
     if layers is None:
         problems.append(f"no attestations: {session.repository.tag(att_tag)} does not exist")
     else:
@@ -194,7 +196,7 @@ def check(session: registry.Session, digest: str, key: ec.EllipticCurvePublicKey
             else:
                 attestations[outcome[0]] = outcome[1]
         problems += [f"no valid {kind} attestation" for kind in REQUIRED_PREDICATES
-                     if kind not in attestations]
+                     if attested and kind not in attestations]
     return Checked(digest, signatures, attestations, problems)
 
 
@@ -202,21 +204,33 @@ def verify_reference(reference: str, key_path: Path,
                      echo: Callable[[str], None] = print) -> bool:
     """`pybase verify REF`: the signature and attestations of the image REF names (a tag or a
     digest, any registry) against the key, and the attested SBOM against the image's own
-    (pulled by digest). Prints what held and every problem; True when verified."""
+    (pulled by digest). An index: its own signature, then each platform's image the same way.
+    Prints what held and every problem; True when verified."""
     repository, found_as = registry.split_reference(reference)
     key = load_public_key(key_path)
+    problems: list[str] = []
     with registry.Session(repository, registry.credentials_from_env(os.environ)) as session:
         found = session.manifest(found_as)
         if found is None:
             raise registry.RegistryError(f"{reference}: no such image in the registry")
-        checked = check(session, found.digest, key)
-        problems = list(checked.problems)
-        attested = checked.attestations.get(REQUIRED_PREDICATES[0])
-        if attested is not None and json.loads(sbom.shipped(session.pull(found.digest))) \
-                != attested:
-            problems.append("the attested SBOM differs from the one in the image")
-    echo(f"verify: {repository.name}@{found.digest} with {key_path}: {checked.signatures} valid "
-         "signature(s), attestations: " + (", ".join(sorted(checked.attestations)) or "none"))
+        images = {"": found.digest}
+        if found.is_index:
+            checked = check(session, found.digest, key, attested=False)
+            echo(f"verify: {repository.name}@{found.digest} (index over "
+                 f"{', '.join(found.platforms)}) with {key_path}: {checked.signatures} valid "
+                 "signature(s)")
+            problems += checked.problems
+            images = {f"{platform}: ": digest for platform, digest in found.platforms.items()}
+        for prefix, digest in images.items():
+            checked = check(session, digest, key)
+            problems += [prefix + problem for problem in checked.problems]
+            attested = checked.attestations.get(REQUIRED_PREDICATES[0])
+            if attested is not None and json.loads(sbom.shipped(session.pull(digest))) \
+                    != attested:
+                problems.append(f"{prefix}the attested SBOM differs from the one in the image")
+            echo(f"verify: {prefix}{repository.name}@{digest} with {key_path}: "
+                 f"{checked.signatures} valid signature(s), attestations: "
+                 + (", ".join(sorted(checked.attestations)) or "none"))
     for problem in problems:
         echo(f"verify: NOT VERIFIED: {problem}")
     if not problems:

@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import signal
+import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from support import MATRIX, Image, docker, free_port
 
 from pybase import cli, publish
 from pybase.core import paths, settings, tags
-from pybase.infra import engine, local_registry, oci, registry
+from pybase.infra import engine, host, local_registry, oci, registry
 from pybase.publish import publisher, signing
 from pybase.verify import gates, trust
 
@@ -60,23 +61,28 @@ class World:
     def repository(self) -> registry.Repository:
         return registry.Repository(f"{self.server.address}/platform/python-base")
 
-    def image(self, name: str, dockerfile: str) -> publish.Candidate:
-        """Build a test image and give it passing gate records."""
+    def image(self, name: str, dockerfile: str, base: Image | None = None,
+              gated: bool = True) -> publish.Candidate:
+        """Build a test image FROM `base` (the world's) and give it passing gate records."""
+        base = base or self.base
         context = self.work / name
         context.mkdir()
-        (context / "Dockerfile").write_text(dockerfile.format(base=self.base.ref))
+        (context / "Dockerfile").write_text(dockerfile.format(base=base.ref))
         ref = f"pybase-publish-test:{name}-{self.work.name[-8:]}"
-        docker("build", "--quiet", "-t", ref, str(context))
+        docker("build", "--quiet", "--platform", base.target.platform, "-t", ref, str(context),
+               timeout=600)
         self.images.append(ref)
-        self.passed(ref)
-        return publish.Candidate(ref, self.base.target, "runtime")
+        if gated:
+            self.passed(ref)
+        return publish.Candidate(ref, base.target, "runtime")
 
     def relabelled(self, name: str, source: publish.Candidate) -> publish.Candidate:
         """The same content, another image ID: what a rebuild on a later commit gives."""
         return self.image(name, f"FROM {source.ref}\nLABEL org.opencontainers.image.revision={name}\n")
 
-    def probe(self, name: str, version: str) -> publish.Candidate:
-        return self.image(name, PROBE.replace("{version}", version))
+    def probe(self, name: str, version: str, base: Image | None = None,
+              gated: bool = True) -> publish.Candidate:
+        return self.image(name, PROBE.replace("{version}", version), base, gated)
 
     def passed(self, ref: str) -> None:
         image_id = engine.image_id(ref)
@@ -88,6 +94,9 @@ class World:
         audit.write_text(json.dumps({"status": "passed", "image_id": image_id}))
 
     def new_publisher(self, session: registry.Session, **kwargs: object) -> publisher.Publisher:
+        """One platform's images, each tag serving that image (test_every_platform_* below
+        publishes indexes over versions.yaml's platforms)."""
+        kwargs.setdefault("platforms", [self.base.target.platform])
         return publisher.Publisher(MATRIX, session, record_dir=self.work / "publish",
                                  **kwargs)  # type: ignore[arg-type]
 
@@ -403,3 +412,86 @@ def test_registry_lost_while_signing_moves_nothing_and_the_rerun_signs(
         assert world.digest(tag) == rerun.digest
     status, out = verify(world.repository.tag(rolling(v2)[0]), public, capsys)
     assert status == 0, out
+
+
+# --- every platform under one index ------------------------------------------------------------
+MACHINE = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def on_every_platform(world: World) -> list[Image]:
+    """The world's runtime image on each of versions.yaml's platforms (arm64: emulated)."""
+    found = []
+    for platform in MATRIX.platforms:
+        target = MATRIX.on(world.base.target, platform)
+        image = Image(target, "runtime", tags.local_ref(MATRIX, target, "runtime"))
+        image.inspect()  # missing: fails, saying to build
+        found.append(image)
+    return found
+
+
+def test_every_platform_is_served_by_one_index_that_docker_and_podman_resolve(
+        world: World) -> None:
+    """An image per platform, each under `<immutable>-<arch>`, joined into an index under every
+    tag; a second publish of the same content pushes nothing; Docker and Podman each pull the
+    platform they ask for from the rolling tag."""
+    bases = on_every_platform(world)
+    probes = [world.probe(f"multi-{b.target.arch}", "2.0", b) for b in bases]
+    [outcome] = world.publish(*probes, platforms=MATRIX.platforms)
+    assert outcome.status == "published"
+    assert list(outcome.platforms) == list(MATRIX.platforms)
+    with registry.Session(world.repository, None, QUICK_RETRY) as session:
+        for tag in [outcome.immutable_tag, *rolling(probes[0])]:
+            found = session.manifest(tag)
+            assert found is not None and found.is_index, tag
+            assert found.digest == outcome.digest and found.platforms == outcome.platforms, tag
+        for probe in probes:
+            platform, arch = probe.target.platform, probe.target.arch
+            image = session.manifest(f"{outcome.immutable_tag}-{arch}")
+            assert image is not None and image.digest == outcome.platforms[platform]
+            assert image.config_digest == engine.image_id(probe.ref)
+    changelog = Path(outcome.changelog["markdown"]).read_text()
+    assert all(f"| {p} image | {d} |" in changelog for p, d in outcome.platforms.items())
+
+    before = world.all_tags()
+    again = [world.relabelled(f"multi-{p.target.arch}-rebuilt", p) for p in probes]
+    [noop] = world.publish(*again, platforms=MATRIX.platforms)
+    assert noop.status == "unchanged" and noop.digest == outcome.digest
+    assert world.all_tags() == before
+
+    reference = world.repository.tag(rolling(probes[0])[-1])
+    podman = host.program("podman")
+    for probe in probes:
+        platform, arch = probe.target.platform, probe.target.arch
+        docker("pull", "--quiet", "--platform", platform, reference, timeout=600)
+        try:
+            ran = docker("run", "--rm", "--platform", platform, "--entrypoint", "uname",
+                         reference, "-m")
+            assert ran.stdout.strip() == MACHINE[arch]
+        finally:
+            docker("image", "rm", reference, check=False)
+        pulled = subprocess.run([podman, "pull", "--quiet", "--tls-verify=false", "--arch", arch,
+                                 reference], capture_output=True, text=True, timeout=600,
+                                check=False)
+        assert pulled.returncode == 0, pulled.stderr
+        try:
+            shown = subprocess.run([podman, "image", "inspect", "--format",
+                                    "{{.Os}}/{{.Architecture}}", pulled.stdout.strip()],
+                                   capture_output=True, text=True, check=True, timeout=60)
+            assert shown.stdout.strip() == platform
+        finally:
+            subprocess.run([podman, "rmi", "--force", pulled.stdout.strip()],
+                           capture_output=True, check=False, timeout=60)
+
+
+def test_a_platform_without_passing_gates_or_missing_blocks_the_index(world: World) -> None:
+    """No half-published tag: one platform's failed (here: missing) records, or a platform
+    left out of the selection, refuses the whole group before anything is pushed."""
+    bases = on_every_platform(world)
+    gated = world.probe("gated", "3.0", bases[0])
+    ungated = world.probe("ungated", "3.0", bases[-1], gated=False)
+    with pytest.raises(publish.PublishError, match="refusing to publish") as refused:
+        world.publish(gated, ungated, platforms=MATRIX.platforms)
+    assert ungated.ref in str(refused.value)
+    with pytest.raises(publish.PublishError, match="select every platform"):
+        world.publish(gated, platforms=MATRIX.platforms)
+    assert world.all_tags() == []

@@ -10,7 +10,7 @@ import pytest
 from pybase.bench import builds, junit, report, stats
 from pybase.bench.builds import BuildTimes
 from pybase.bench.refresh import BaseRefresh, Refresh
-from pybase.bench.results import Machine, Results, TargetResult
+from pybase.bench.results import Machine, PlatformSizes, Results, TargetResult
 from pybase.bench.sizes import UPGRADE, ImageSize, Layer, classify, overhead, pair_history
 from pybase.bench.speed import PIE, Contender, Speed, ratios
 from pybase.bench.startup import BARE, ENTRYPOINT, FILE_SECRETS, Startup
@@ -270,3 +270,14 @@ def test_report_names_the_shipped_recipe_and_the_measured_fix_for_a_speed_miss()
     text = report.render(results(speed_of(seconds)))
     assert "No build measured in this run does better" in text
     assert f"({PIE}): 1.100x: **met**" in text
+
+
+def test_every_platform_gets_its_sizes_beside_its_upstream() -> None:
+    base = results(None)
+    arm64 = PlatformSizes("3.13.15-trixie-arm64", "linux/arm64", UPSTREAM, {"runtime": OURS})
+    text = report.render(Results(base.machine, base.targets, None, None, REFRESH, 10_000_000,
+                                 1.0, [arm64]))
+    section = text.split("## Size per platform", 1)[1]
+    assert (f"| 3.13.15-trixie-arm64 | linux/arm64 | runtime | {report.mb(OURS.engine_size)} "
+            f"| {report.mb(OURS.gzip)} | +{report.mb(OURS.gzip - UPSTREAM.gzip)} |") in section
+    assert "| 3.13.15-trixie-arm64 | linux/arm64 | upstream |" in section

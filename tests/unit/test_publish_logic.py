@@ -73,8 +73,23 @@ def test_manifest_digest_is_that_of_the_bytes() -> None:
     found = registry.parse_manifest(raw)
     assert found.digest == "sha256:" + hashlib.sha256(raw).hexdigest()
     assert (found.config_digest, found.layers) == ("sha256:c", ["sha256:l1"])
-    with pytest.raises(registry.RegistryError, match="not a single-image"):
-        registry.parse_manifest(b'{"manifests": []}')
+    assert not found.is_index and found.platforms == {}
+    with pytest.raises(registry.RegistryError, match="neither a Docker/OCI image manifest nor"):
+        registry.parse_manifest(b'{"manifests": [{"digest": "sha256:a"}]}')  # no platform
+
+
+def test_an_index_is_written_and_read_back_the_same() -> None:
+    """index_bytes and parse_manifest agree: platform -> image digest, in the order given."""
+    images = {platform: registry.parse_manifest(json.dumps({
+        "schemaVersion": 2, "mediaType": registry.DOCKER_MANIFEST,
+        "config": {"digest": f"sha256:{arch}"}, "layers": []}).encode())
+        for platform, arch in (("linux/amd64", "a"), ("linux/arm64", "b"))}
+    raw = registry.index_bytes(registry.DOCKER_LIST, images)
+    found = registry.parse_manifest(raw)
+    assert found.is_index and found.media_type == registry.DOCKER_LIST
+    assert found.platforms == {p: m.digest for p, m in images.items()}
+    assert list(found.platforms) == ["linux/amd64", "linux/arm64"]
+    assert registry.index_bytes(registry.DOCKER_LIST, images) == raw  # a rerun: the same digest
 
 
 def test_tool_errors_are_unwrapped() -> None:
