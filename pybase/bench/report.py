@@ -161,8 +161,8 @@ def _size_table(results: Results) -> list[str]:
 
 def _platform_table(results: Results) -> list[str]:
     """Every platform's images beside its upstream image (arm64 beside amd64)."""
-    rows = ["| entry | platform | image | uncompressed | compressed | added over upstream "
-            "(compressed) |", "| --- | --- | --- | --: | --: | --: |"]
+    rows = [("| entry | platform | image | uncompressed | compressed | added over upstream "
+             "(compressed) |"), "| --- | --- | --- | --: | --: | --: |"]
     for p in results.platforms:
         up = p.upstream
         rows.append(f"| {p.name} | {p.platform} | upstream | {mb(up.engine_size)} "

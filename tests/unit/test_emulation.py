@@ -4,6 +4,7 @@ run arm64 images)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def test_each_missing_piece_is_named(binfmt: Path) -> None:
 
 
 def test_not_root_gets_the_commands(binfmt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(emulation.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(emulation.EmulationError,
                        match=r"mount -t binfmt_misc .* update-binfmts --enable qemu-aarch64"):
         emulation.ensure(["arm64"])
