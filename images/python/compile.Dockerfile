@@ -100,9 +100,9 @@ WORKDIR /usr/src/python
 #   https://github.com/docker-library/python/pull/1000#issuecomment-2597021615).
 # SC3045 reads RUN as POSIX sh; this stage's SHELL is bash, which has `ulimit -s`. SC2016: the
 # single-quoted `$(LIBRARY_OBJS)` is for make to expand, not the shell.
-# hadolint ignore=SC2016,SC3045
 # A cross-compile tells configure what it cannot find out by running a test program:
 #   /dev/ptmx exists and /dev/ptc does not (Linux), and getaddrinfo works (--enable-ipv6).
+# hadolint ignore=SC2016,SC3045
 RUN --mount=type=bind,source=Python.tar.xz,target=/usr/src/Python.tar.xz \
     --mount=type=bind,from=build-python,source=/usr/local,target=/opt/build-python \
     set -eux; \
