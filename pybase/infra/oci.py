@@ -1,12 +1,16 @@
-"""OCI artifacts as cosign stores them (signatures, attestations): layers of any media type
-under an image manifest whose config lists them, written as an OCI image layout that skopeo
-copies to a registry (infra.registry.Session.put_artifact)."""
+"""The manifest formats publishing reads and writes (skopeo moves them; infra.registry):
+
+- image manifests and indexes (Docker manifest lists, OCI indexes over per-platform images):
+  parsed into Manifest, and an index's bytes written by index_bytes;
+- OCI artifacts as cosign stores them (signatures, attestations): layers of any media type
+  under an image manifest whose config lists them, written as an OCI image layout
+  (Session.put_artifact)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,62 @@ class ArtifactLayer:
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An image manifest, or an image index (Docker manifest list / OCI index) over several."""
+
+    digest: str          # sha256 of the manifest bytes: what a tag points at
+    config_digest: str   # the image ID the engine shows ("" for an index)
+    layers: list[str]
+    raw: bytes = field(repr=False)
+    media_type: str = ""
+    # An index's images: platform (`linux/arm64`) -> manifest digest; empty for an image.
+    platforms: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+INDEX_TYPES = (DOCKER_LIST, OCI_INDEX)
+# The index type that goes with its images' manifest type (Docker's with Docker's).
+INDEX_FOR = {DOCKER_MANIFEST: DOCKER_LIST, OCI_MANIFEST: OCI_INDEX}
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    try:
+        data = json.loads(raw)
+        media_type = str(data.get("mediaType") or "")
+        if media_type in INDEX_TYPES or (not media_type and "manifests" in data):
+            platforms = {f"{m['platform']['os']}/{m['platform']['architecture']}": str(m["digest"])
+                         for m in data["manifests"]}
+            return Manifest(digest, "", [], raw, media_type or OCI_INDEX, platforms)
+        config = str(data["config"]["digest"])
+        layers = [str(layer["digest"]) for layer in data["layers"]]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError("a manifest that is neither a Docker/OCI image manifest nor an index "
+                         "of them") from None
+    return Manifest(digest, config, layers, raw, media_type or OCI_MANIFEST)
+
+
+def index_bytes(media_type: str, images: Mapping[str, Manifest]) -> bytes:
+    """The index over `images` (platform -> manifest), in the given order: the same images
+    give the same bytes, so a rerun writes the same digest."""
+    manifests = []
+    for platform, image in images.items():
+        os_name, _, arch = platform.partition("/")
+        manifests.append({"mediaType": image.media_type, "size": len(image.raw),
+                          "digest": image.digest,
+                          "platform": {"architecture": arch, "os": os_name}})
+    return json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": manifests},
+                      separators=(",", ":")).encode()
+
 
 
 def layout(directory: Path, layers: Sequence[ArtifactLayer], name: str) -> str:

@@ -32,6 +32,7 @@ from typing import Self
 from pybase.core import settings
 from pybase.core.errors import PybaseError
 from pybase.infra import engine, host, local_registry, oci
+from pybase.infra.oci import Manifest
 
 COMMAND_TIMEOUT = 900.0
 
@@ -129,31 +130,6 @@ def _checked(name: str, source: str) -> Repository:
         raise RegistryError(f"{source}: {name!r} is not a registry repository such as "
                             "'127.0.0.1:5000/platform/python-base'")
     return Repository(name)
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """An image manifest, or an image index (Docker manifest list / OCI index) over several."""
-
-    digest: str          # sha256 of the manifest bytes: what a tag points at
-    config_digest: str   # the image ID the engine shows ("" for an index)
-    layers: list[str]
-    raw: bytes = field(repr=False)
-    media_type: str = ""
-    # An index's images: platform (`linux/arm64`) -> manifest digest; empty for an image.
-    platforms: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in INDEX_TYPES
-
-
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-INDEX_TYPES = (DOCKER_LIST, OCI_INDEX)
-# The index type that goes with its images' manifest type (Docker's with Docker's).
-_INDEX_FOR = {DOCKER_MANIFEST: DOCKER_LIST, oci.OCI_MANIFEST: OCI_INDEX}
 
 
 @dataclass(frozen=True)
@@ -359,10 +335,10 @@ class Session:
         against what the registry then serves. skopeo writes it alone (`--multi-arch
         index-only`): the images are referred to, not copied again."""
         kinds = {m.media_type for m in images.values()}
-        if len(kinds) != 1 or next(iter(kinds)) not in _INDEX_FOR:
+        if len(kinds) != 1 or next(iter(kinds)) not in oci.INDEX_FOR:
             raise RegistryError(f"registry {self.repository.host}: cannot join manifests of "
                                 f"types {sorted(kinds)} into one index")
-        raw = index_bytes(_INDEX_FOR[kinds.pop()], images)
+        raw = oci.index_bytes(oci.INDEX_FOR[kinds.pop()], images)
         digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         with tempfile.TemporaryDirectory(prefix="pybase-index-") as tmp:
             (Path(tmp) / "manifest.json").write_bytes(raw)
@@ -415,33 +391,11 @@ def split_reference(reference: str) -> tuple[Repository, str]:
 
 
 def parse_manifest(raw: bytes) -> Manifest:
-    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    """oci.parse_manifest, its refusal as a RegistryError (what the registry returned)."""
     try:
-        data = json.loads(raw)
-        media_type = str(data.get("mediaType") or "")
-        if media_type in INDEX_TYPES or (not media_type and "manifests" in data):
-            platforms = {f"{m['platform']['os']}/{m['platform']['architecture']}": str(m["digest"])
-                         for m in data["manifests"]}
-            return Manifest(digest, "", [], raw, media_type or OCI_INDEX, platforms)
-        config = str(data["config"]["digest"])
-        layers = [str(layer["digest"]) for layer in data["layers"]]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise RegistryError("the registry returned a manifest that is neither a Docker/OCI "
-                            "image manifest nor an index of them") from None
-    return Manifest(digest, config, layers, raw, media_type or oci.OCI_MANIFEST)
-
-
-def index_bytes(media_type: str, images: Mapping[str, Manifest]) -> bytes:
-    """The index over `images` (platform -> manifest), in the given order: the same images
-    give the same bytes, so a rerun writes the same digest."""
-    manifests = []
-    for platform, image in images.items():
-        os_name, _, arch = platform.partition("/")
-        manifests.append({"mediaType": image.media_type, "size": len(image.raw),
-                          "digest": image.digest,
-                          "platform": {"architecture": arch, "os": os_name}})
-    return json.dumps({"schemaVersion": 2, "mediaType": media_type, "manifests": manifests},
-                      separators=(",", ":")).encode()
+        return oci.parse_manifest(raw)
+    except ValueError as exc:
+        raise RegistryError(f"the registry returned {exc}") from None
 
 
 _LOGRUS = re.compile(r'level=\w+ msg="((?:[^"\\]|\\.)*)"')

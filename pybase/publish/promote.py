@@ -10,7 +10,7 @@ from datetime import date
 
 from pybase.core import tags
 from pybase.core.matrix import Matrix
-from pybase.infra import registry
+from pybase.infra import oci, registry
 from pybase.publish import Candidate, Group, PublishError
 
 MAX_SAME_DAY = 99
@@ -61,7 +61,7 @@ class Promoter:
                     continue
                 self.echo(f"publish: {c.ref}: {tag} already holds these images")
                 return tag, existing.digest, existing.platforms
-            images: dict[str, registry.Manifest] = {}
+            images: dict[str, oci.Manifest] = {}
             for member in group.members:
                 platform = member.target.platform
                 digest = self._write_image(member, image_ids[platform],
@@ -102,7 +102,7 @@ class Promoter:
         self.known.add(tag)
         return digest
 
-    def _holds(self, index: registry.Manifest, image_ids: Mapping[str, str]) -> bool:
+    def _holds(self, index: oci.Manifest, image_ids: Mapping[str, str]) -> bool:
         """Whether an index serves exactly these images (platform -> image ID)."""
         if set(index.platforms) != set(image_ids):
             return False

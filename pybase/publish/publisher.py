@@ -35,7 +35,7 @@ from pathlib import Path
 from pybase.build import inventory
 from pybase.core import label, tags
 from pybase.core.matrix import Matrix, Target, Variant
-from pybase.infra import engine, registry
+from pybase.infra import engine, oci, registry
 from pybase.publish import (
     Candidate,
     Group,
@@ -211,7 +211,7 @@ class Publisher:
                   f"({len(checked.attestations)} attestations) in "
                   f"{time.monotonic() - started:.1f} s")
 
-    def _published_contents(self, current: registry.Manifest,
+    def _published_contents(self, current: oci.Manifest,
                             single_platform: str) -> content.Contents:
         """The content of what a tag serves now, per platform (an image from before there
         were indexes counts as `single_platform`'s)."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pybase.core import settings
-from pybase.infra import registry
+from pybase.infra import oci, registry
 from pybase.publish import content
 from pybase.verify import gates
 
@@ -81,15 +81,15 @@ def test_manifest_digest_is_that_of_the_bytes() -> None:
 def test_an_index_is_written_and_read_back_the_same() -> None:
     """index_bytes and parse_manifest agree: platform -> image digest, in the order given."""
     images = {platform: registry.parse_manifest(json.dumps({
-        "schemaVersion": 2, "mediaType": registry.DOCKER_MANIFEST,
+        "schemaVersion": 2, "mediaType": oci.DOCKER_MANIFEST,
         "config": {"digest": f"sha256:{arch}"}, "layers": []}).encode())
         for platform, arch in (("linux/amd64", "a"), ("linux/arm64", "b"))}
-    raw = registry.index_bytes(registry.DOCKER_LIST, images)
+    raw = oci.index_bytes(oci.DOCKER_LIST, images)
     found = registry.parse_manifest(raw)
-    assert found.is_index and found.media_type == registry.DOCKER_LIST
+    assert found.is_index and found.media_type == oci.DOCKER_LIST
     assert found.platforms == {p: m.digest for p, m in images.items()}
     assert list(found.platforms) == ["linux/amd64", "linux/arm64"]
-    assert registry.index_bytes(registry.DOCKER_LIST, images) == raw  # a rerun: the same digest
+    assert oci.index_bytes(oci.DOCKER_LIST, images) == raw  # a rerun: the same digest
 
 
 def test_tool_errors_are_unwrapped() -> None:
