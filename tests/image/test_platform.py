@@ -34,7 +34,7 @@ print(json.dumps(found))
 
 IMPORT_EVERY_EXTENSION = r"""
 import importlib, json, os, sysconfig
-where = os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload")
+where = os.path.join(os.path.dirname(os.__file__), "lib-dynload")  # the stdlib's, not the venv's
 suffix = sysconfig.get_config_var("EXT_SUFFIX")
 names = sorted(n[:-len(suffix)] for n in os.listdir(where) if n.endswith(suffix))
 failed = {}
