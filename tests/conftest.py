@@ -60,7 +60,8 @@ def marked_variants(metafunc: pytest.Metafunc) -> set[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    images = selected_images(metafunc.config)
+    selected = selected_images(metafunc.config)
+    images = selected
     if metafunc.definition.get_closest_marker("every_platform") is None:
         images = [i for i in images if emulation.is_native(i.target.arch)]
     variants = marked_variants(metafunc)
@@ -70,6 +71,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 pytest.fail(f"{metafunc.function.__name__}: {name} with @pytest.mark.variants"
                             f"({', '.join(sorted(variants))}) selects no image", pytrace=False)
             chosen = [i for i in images if i.variant in wanted]
+            if not chosen and any(i.variant in wanted for i in selected):
+                # Only emulated images are selected (an arm64 job): say why this one is not run.
+                emulated = sorted({i.target.platform for i in selected})
+                metafunc.parametrize(name, [pytest.param(None, marks=pytest.mark.skip(
+                    reason=f"runs on the engine's own platform only; the selection has "
+                           f"{', '.join(emulated)} images, emulated here"))],
+                    ids=["emulated-only"], scope="session")
+                continue
             metafunc.parametrize(name, chosen, ids=[i.id for i in chosen], scope="session")
 
 
