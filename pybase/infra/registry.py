@@ -281,10 +281,12 @@ class Session:
         return found.group(1).decode()
 
     def copy(self, source: str, tag: str, source_plain_http: bool | None = None) -> None:
-        """Point `tag` at the manifest `source` (`repo@sha256:...`), byte for byte."""
+        """Point `tag` at the manifest `source` (`repo@sha256:...`), byte for byte: an index
+        with every image it lists (`--multi-arch all`; skopeo would otherwise copy only this
+        machine's platform)."""
         plain = self.repository.plain_http if source_plain_http is None else source_plain_http
         flags = (["--src-tls-verify=false"] if plain else []) + self._tls("--dest-tls-verify")
-        self._skopeo("copy", "--preserve-digests", "--quiet", *flags,
+        self._skopeo("copy", "--multi-arch", "all", "--preserve-digests", "--quiet", *flags,
                      "--src-authfile", str(self.auth_file), "--dest-authfile", str(self.auth_file),
                      f"docker://{source}", f"docker://{self.repository.tag(tag)}",
                      what=f"pointing {tag} at {source.rsplit('@', 1)[-1][:19]}")

@@ -78,7 +78,8 @@ class World:
 
     def relabelled(self, name: str, source: publish.Candidate) -> publish.Candidate:
         """The same content, another image ID: what a rebuild on a later commit gives."""
-        return self.image(name, f"FROM {source.ref}\nLABEL org.opencontainers.image.revision={name}\n")
+        return self.image(name, f"FROM {source.ref}\nLABEL org.opencontainers.image.revision={name}\n",
+                          Image(source.target, source.variant, source.ref))
 
     def probe(self, name: str, version: str, base: Image | None = None,
               gated: bool = True) -> publish.Candidate:
