@@ -431,13 +431,17 @@ def on_every_platform(world: World) -> list[Image]:
 
 
 def test_every_platform_is_served_by_one_index_that_docker_and_podman_resolve(
-        world: World) -> None:
+        world: World, capsys: pytest.CaptureFixture[str]) -> None:
     """An image per platform, each under `<immutable>-<arch>`, joined into an index under every
-    tag; a second publish of the same content pushes nothing; Docker and Podman each pull the
-    platform they ask for from the rolling tag."""
+    tag, the index signed and each image signed and attested (verify checks all of it); a
+    second publish of the same content pushes nothing; Docker and Podman each pull the platform
+    they ask for from the rolling tag."""
     bases = on_every_platform(world)
     probes = [world.probe(f"multi-{b.target.arch}", "2.0", b) for b in bases]
-    [outcome] = world.publish(*probes, platforms=MATRIX.platforms)
+    private, public = signing.generate(world.work / "keys", PASSPHRASE)
+    signer = signing.Signer(signing.decrypt(private.read_bytes(), PASSPHRASE, str(private)),
+                            str(private))
+    [outcome] = world.publish(*probes, platforms=MATRIX.platforms, signer=signer)
     assert outcome.status == "published"
     assert list(outcome.platforms) == list(MATRIX.platforms)
     with registry.Session(world.repository, None, QUICK_RETRY) as session:
@@ -452,6 +456,10 @@ def test_every_platform_is_served_by_one_index_that_docker_and_podman_resolve(
             assert image.config_digest == engine.image_id(probe.ref)
     changelog = Path(outcome.changelog["markdown"]).read_text()
     assert all(f"| {p} image | {d} |" in changelog for p, d in outcome.platforms.items())
+    status, out = verify(world.repository.tag(rolling(probes[0])[0]), public, capsys)
+    assert status == 0 and "verify: verified" in out, out
+    assert f"index over {', '.join(MATRIX.platforms)}" in out
+    assert all(f"verify: {p}: " in out for p in MATRIX.platforms)
 
     before = world.all_tags()
     again = [world.relabelled(f"multi-{p.target.arch}-rebuilt", p) for p in probes]
