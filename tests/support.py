@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from pybase.core import matrix, tags
-from pybase.infra import engine
+from pybase.infra import emulation, engine
 
 MATRIX = matrix.load()
 APP_UID = 10001
@@ -57,6 +57,12 @@ def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.C
         raise AssertionError(f"docker {' '.join(args[:4])} -> {result.returncode}\n"
                              f"{result.stderr[-2000:]}")
     return result
+
+
+def patience(image: Image) -> float:
+    """How much longer to wait for a container of this image: an emulated platform runs
+    every program under qemu-user, and a Python start there takes seconds."""
+    return 1.0 if emulation.is_native(image.target.arch) else 5.0
 
 
 def build_ca() -> Path | None:

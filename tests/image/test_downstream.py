@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import support
 from support import (
     APP_UID,
     MATRIX,
@@ -202,9 +203,9 @@ def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict
             return error.code, json.loads(error.read())
 
 
-def wait_healthy(name: str) -> None:
+def wait_healthy(name: str, patience: float = 1.0) -> None:
     """Poll the container's health status until `healthy`; fail with its logs otherwise."""
-    deadline = time.monotonic() + HEALTHY_TIMEOUT
+    deadline = time.monotonic() + HEALTHY_TIMEOUT * patience
     status = "unknown"
     while time.monotonic() < deadline:
         state = json.loads(docker("inspect", "--format", "{{json .State}}", name).stdout)
@@ -216,7 +217,7 @@ def wait_healthy(name: str) -> None:
         time.sleep(0.5)
     logs = docker("logs", name, check=False)
     health = docker("inspect", "--format", "{{json .State.Health}}", name, check=False)
-    pytest.fail(f"{name} not healthy within {HEALTHY_TIMEOUT} s (status {status})\n"
+    pytest.fail(f"{name} not healthy within {HEALTHY_TIMEOUT * patience:.0f} s (status {status})\n"
                 f"logs:\n{logs.stdout}{logs.stderr}\nhealth: {health.stdout}", pytrace=False)
 
 
@@ -267,7 +268,7 @@ def webapp_running(webapp: Built, tmp_path_factory: pytest.TempPathFactory) -> I
     name = f"pybase-downstream-{uuid.uuid4().hex[:10]}"
     try:
         url = start_webapp(webapp.ref, token_file, name)
-        wait_healthy(name)
+        wait_healthy(name, support.patience(webapp.base))
         yield Running(name, url, token)
     finally:
         docker("rm", "--force", name, check=False)

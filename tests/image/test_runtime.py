@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from support import APP_UID, Image, detached, docker, health, published_port, wait_for
+from support import (
+    APP_UID,
+    Image,
+    detached,
+    docker,
+    health,
+    patience,
+    published_port,
+    wait_for,
+)
 
 LOCKED_DOWN = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
                "--security-opt", "no-new-privileges")
@@ -284,10 +293,11 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
 def test_app_becomes_healthy_then_unhealthy(runtime_image: Image) -> None:
     with detached(*FAST_HEALTH, "-e", "HEALTHCHECK_PATH=/healthz", "-p", "127.0.0.1::8000",
                   runtime_image.ref, "python", "-c", WEB_APP) as name:
-        wait_for(lambda: health(name) == "healthy", 30, "healthy")
+        wait_for(lambda: health(name) == "healthy", 30 * patience(runtime_image), "healthy")
         assert http_get(published_port(name, 8000), "/healthz")[0] == 200
         docker("exec", name, "touch", "/tmp/down")
-        wait_for(lambda: health(name) == "unhealthy", 30, "unhealthy after the endpoint failed")
+        wait_for(lambda: health(name) == "unhealthy", 30 * patience(runtime_image),
+                 "unhealthy after the endpoint failed")
         log = docker("inspect", "--format", "{{json .State.Health.Log}}", name).stdout
         assert "503" in log
 
