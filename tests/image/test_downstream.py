@@ -63,7 +63,7 @@ PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n(.*?)-----END CERTIFICA
 # helpers
 # ---------------------------------------------------------------------------------------------
 def build(context: Path, tag: str, platform: str, build_args: dict[str, str],
-          extra_secrets: dict[str, Path] | None = None) -> None:
+          extra_secrets: dict[str, Path] | None = None, patience: float = 1.0) -> None:
     """`docker build` with BuildKit (RUN --mount needs it) for the base's platform; the full
     log on failure."""
     args = ["build", "--progress=plain", "--platform", platform, "--tag", tag]
@@ -73,7 +73,8 @@ def build(context: Path, tag: str, platform: str, build_args: dict[str, str],
     all_secrets = {**({"build-ca": ca} if ca else {}), **(extra_secrets or {})}
     for secret_id, src in all_secrets.items():
         args += ["--secret", f"id={secret_id},src={src}"]
-    result = engine.docker(*args, str(context), capture=True, check=False, timeout=BUILD_TIMEOUT)
+    result = engine.docker(*args, str(context), capture=True, check=False,
+                           timeout=BUILD_TIMEOUT * patience)
     if result.returncode != 0:
         pytest.fail(f"building {context.name} ({tag}) failed ({result.returncode}):\n"
                     f"{result.stderr[-6000:]}", pytrace=False)
@@ -103,7 +104,7 @@ def build_example(name: str, base: Image, created: list[str],
     ref = f"pybase-downstream-{name}:{base.target.name}-{uuid.uuid4().hex[:8]}"
     created.append(ref)  # before building: a half-finished build may still have tagged it
     build(EXAMPLES / name, ref, base.target.platform, {"BASE": base.ref, **(build_args or {})},
-          extra_secrets)
+          extra_secrets, support.patience(base))
     return Built(ref, base)
 
 
