@@ -26,7 +26,14 @@ from support import (
 
 LOCKED_DOWN = ("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
                "--security-opt", "no-new-privileges")
-FAST_HEALTH = ("--health-interval=1s", "--health-timeout=3s", "--health-retries=2")
+
+
+def fast_health(image: Image) -> tuple[str, ...]:
+    """Health probes every second, so tests see state changes quickly; the probe's own timeout
+    grows with the platform's patience (a probe starts Python, seconds under qemu-user)."""
+    timeout = round(3 * patience(image))
+    return ("--health-interval=1s", f"--health-timeout={timeout}s", "--health-retries=2")
+
 
 # Prints, for each variable named on the command line, a digest of its value (never the value),
 # its length, and whether NAME_FILE is still set.
@@ -291,8 +298,8 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
 
 @pytest.mark.every_platform
 def test_app_becomes_healthy_then_unhealthy(runtime_image: Image) -> None:
-    with detached(*FAST_HEALTH, "-e", "HEALTHCHECK_PATH=/healthz", "-p", "127.0.0.1::8000",
-                  runtime_image.ref, "python", "-c", WEB_APP) as name:
+    with detached(*fast_health(runtime_image), "-e", "HEALTHCHECK_PATH=/healthz",
+                  "-p", "127.0.0.1::8000", runtime_image.ref, "python", "-c", WEB_APP) as name:
         wait_for(lambda: health(name) == "healthy", 30 * patience(runtime_image), "healthy")
         assert http_get(published_port(name, 8000), "/healthz")[0] == 200
         docker("exec", name, "touch", "/tmp/down")
@@ -303,7 +310,7 @@ def test_app_becomes_healthy_then_unhealthy(runtime_image: Image) -> None:
 
 
 def test_check_against_a_closed_port_is_unhealthy(runtime_image: Image) -> None:
-    with detached(*FAST_HEALTH, runtime_image.ref, "sleep", "120") as name:
+    with detached(*fast_health(runtime_image), runtime_image.ref, "sleep", "120") as name:
         wait_for(lambda: health(name) == "unhealthy", 30, "unhealthy (nothing listens on 8000)")
 
 
@@ -314,7 +321,7 @@ def test_check_against_a_closed_port_is_unhealthy(runtime_image: Image) -> None:
 ], ids=["disable", "url", "port-path-timeout"])
 def test_health_knobs(runtime_image: Image, knob: tuple[str, ...]) -> None:
     command = ("sleep", "120") if "HEALTHCHECK_DISABLE=1" in knob else ("python", "-c", WEB_APP)
-    with detached(*FAST_HEALTH, *knob, runtime_image.ref, *command) as name:
+    with detached(*fast_health(runtime_image), *knob, runtime_image.ref, *command) as name:
         wait_for(lambda: health(name) == "healthy", 30, f"healthy with {' '.join(knob)}")
 
 
@@ -403,8 +410,8 @@ def test_exit_code_of_the_cmd_propagates(runtime_image: Image, code: int) -> Non
                          ids=["our-uid", "arbitrary-uid-openshift"])
 def test_real_app_runs_locked_down(runtime_image: Image, secrets: Secrets, user: str) -> None:
     secrets.compose("APP_TOKEN", b"locked-down-token\n", mode=0o444)
-    args = [*LOCKED_DOWN, "--user", user, *FAST_HEALTH, "-e", "HEALTHCHECK_PATH=/healthz",
-            "-p", "127.0.0.1::8000"]
+    args = [*LOCKED_DOWN, "--user", user, *fast_health(runtime_image),
+            "-e", "HEALTHCHECK_PATH=/healthz", "-p", "127.0.0.1::8000"]
     for key, value in secrets.env.items():
         args += ["-e", f"{key}={value}"]
     for source, target in secrets.mounts:
