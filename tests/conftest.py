@@ -33,6 +33,7 @@ from support import (
     PendingFix,
     default_runtime_image,
     docker,
+    emulated,
     selected_images,
     write_apt_repository,
 )
@@ -87,7 +88,7 @@ def container(image: Image) -> Iterator[str]:
     """A long-running container of the image (tini -> entrypoint -> sleep), removed afterwards."""
     image.inspect()
     name = f"pybase-test-{uuid.uuid4().hex[:10]}"
-    docker("run", "-d", "--rm", "--name", name, image.ref, "sleep", "infinity")
+    docker("run", "-d", "--rm", "--name", name, *emulated(image), image.ref, "sleep", "infinity")
     try:
         yield name
     finally:

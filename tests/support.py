@@ -65,6 +65,13 @@ def patience(image: Image) -> float:
     return 1.0 if emulation.is_native(image.target.arch) else 5.0
 
 
+def emulated(image: Image) -> list[str]:
+    """`docker run` options for a container of this image: for an emulated platform, the CPU
+    model qemu-user should emulate (emulation.QEMU_CPU: without it, trixie's arm64 images run
+    some 13x slower); nothing for the engine's own platform."""
+    return emulation.run_options(image.target.platform)
+
+
 def build_ca() -> Path | None:
     """The site CA bundle for pip in builds and containers: PYTHON_BASE_BUILD_CA, else the
     host's bundle."""

@@ -28,7 +28,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pybase.build import inventory_probe
-from pybase.infra import engine
+from pybase.infra import emulation, engine
 
 __all__ = [
     "CPython", "DebianPackage", "Distribution", "Environment", "Inventory", "InventoryError",
@@ -203,6 +203,7 @@ def inventory(ref: str, timeout: float = 180) -> Inventory:
     try:
         result = engine.docker(
             "run", "--rm", "--network", "none", "--user", "0",
+            *emulation.run_options(config.platform),
             "--entrypoint", "/usr/local/bin/python3", config.id, "-I", "-B", "-c",
             PROBE.read_text(encoding="utf-8"), capture=True, timeout=timeout,
             what=f"docker run {ref} (inventory)",

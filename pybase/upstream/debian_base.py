@@ -127,7 +127,9 @@ def build_debian(release: str, *, arch: str, refresh: bool = False, reason: str 
         rootfs = Path(tmp) / "rootfs.tar"
         engine.run([mmdebstrap, *debian_recipe(release, mirrors, str(rootfs), arch)[1:]],
                    what=f"mmdebstrap {release} ({arch})",
-                   env={**os.environ, "SOURCE_DATE_EPOCH": str(state.epoch)}, error=UpstreamError)
+                   env={**os.environ, "SOURCE_DATE_EPOCH": str(state.epoch),
+                        **emulation.environment(arch)},  # the CPU qemu emulates for the chroot
+                   error=UpstreamError)
         load_image(rootfs, ref, created=state.epoch, labels={
             label.RECIPE: recipe,
             label.ARCHIVE: state.label,

@@ -108,10 +108,11 @@ def build_example(name: str, base: Image, created: list[str],
     return Built(ref, base)
 
 
-def run(ref: str, *cmd: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
-    """A one-off container of `ref` (through its entrypoint), removed when it exits."""
-    return docker("run", "--rm", *(["--user", user] if user else []), ref, *cmd,
-                  check=False, timeout=60)
+def run(built: Built, *cmd: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    """A one-off container of the built example (through its entrypoint), removed when it
+    exits."""
+    return docker("run", "--rm", *(["--user", user] if user else []), *support.emulated(built.base),
+                  built.ref, *cmd, check=False, timeout=60 * support.patience(built.base))
 
 
 def inspect(ref: str) -> dict[str, Any]:
@@ -242,7 +243,7 @@ class Running:
     token: str
 
 
-def start_webapp(ref: str, token_file: Path, name: str) -> str:
+def start_webapp(built: Built, token_file: Path, name: str) -> str:
     """Run it hardened, the token mounted as a Compose/Swarm secret; returns the base URL."""
     docker(
         "run", "--detach", "--name", name,
@@ -253,7 +254,8 @@ def start_webapp(ref: str, token_file: Path, name: str) -> str:
         "--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "3",
         "--health-start-period", "30s",
         "--publish", "127.0.0.1::8000",
-        ref,
+        *support.emulated(built.base),
+        built.ref,
     )
     address = docker("port", name, "8000/tcp").stdout.splitlines()[0].strip()
     assert address.startswith("127.0.0.1:"), address
@@ -268,7 +270,7 @@ def webapp_running(webapp: Built, tmp_path_factory: pytest.TempPathFactory) -> I
     token_file.chmod(0o444)  # Swarm's default secret mode: root-owned, readable by the app
     name = f"pybase-downstream-{uuid.uuid4().hex[:10]}"
     try:
-        url = start_webapp(webapp.ref, token_file, name)
+        url = start_webapp(webapp, token_file, name)
         wait_healthy(name, support.patience(webapp.base))
         yield Running(name, url, token)
     finally:
@@ -290,7 +292,7 @@ def test_webapp_installed_its_pinned_dependency_into_the_root_owned_venv(webapp:
     script = ("import bottle, os, sys; st = os.stat(bottle.__file__); "
               "print(sys.prefix, bottle.__version__, bottle.__file__, st.st_uid, "
               "os.access(bottle.__file__, os.W_OK))")
-    result = run(webapp.ref, "python", "-c", script)
+    result = run(webapp, "python", "-c", script)
     assert result.returncode == 0, result.stderr
     prefix, version, path, owner, writable = result.stdout.split()
     assert (prefix, version, owner, writable) == ("/opt/venv", "0.13.4", "0", "False")
@@ -346,7 +348,7 @@ def test_webapp_stops_promptly_on_sigterm(webapp: Built, tmp_path: Path) -> None
     token_file.chmod(0o444)
     name = f"pybase-downstream-{uuid.uuid4().hex[:10]}"
     try:
-        url = start_webapp(webapp.ref, token_file, name)
+        url = start_webapp(webapp, token_file, name)
         deadline = time.monotonic() + HEALTHY_TIMEOUT
         while True:  # answering is enough here; the health status is tested above
             try:
@@ -388,7 +390,7 @@ def wheels(runtime_image: Image, built_images: list[str]) -> Built:
 
 @pytest.mark.every_platform
 def test_wheels_image_runs_the_compiled_extension(wheels: Built) -> None:
-    result = run(wheels.ref)  # the image's CMD: python -m render
+    result = run(wheels)  # the image's CMD: python -m render
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)
     assert output["escaped"] == "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co"
@@ -396,7 +398,7 @@ def test_wheels_image_runs_the_compiled_extension(wheels: Built) -> None:
     extension = output["extension"]
     assert extension.startswith("/opt/venv/lib/") and extension.endswith(".so"), extension
     # A real shared object for this interpreter, not a pure-Python stand-in.
-    check = run(wheels.ref, "python", "-c",
+    check = run(wheels, "python", "-c",
                 "import sys, sysconfig; data = open(sys.argv[1], 'rb').read(4); "
                 "print(data == b'\\x7fELF', sys.argv[1].endswith(sysconfig.get_config_var("
                 "'EXT_SUFFIX')))", extension)
@@ -405,13 +407,13 @@ def test_wheels_image_runs_the_compiled_extension(wheels: Built) -> None:
 
 def test_wheels_image_has_no_compiler(wheels: Built) -> None:
     script = "for c in gcc cc c++ g++ clang ld as make; do command -v $c && exit 1; done; exit 0"
-    result = run(wheels.ref, "sh", "-c", script)
+    result = run(wheels, "sh", "-c", script)
     assert result.returncode == 0, f"found in the runtime image: {result.stdout.strip()}"
 
 
 def test_wheels_image_runs_as_the_app_user_with_a_root_owned_venv(wheels: Built) -> None:
     assert inspect(wheels.ref)["Config"]["User"] == f"{APP_UID}:{APP_UID}"
-    result = run(wheels.ref, "sh", "-c",
+    result = run(wheels, "sh", "-c",
                  "id -u; id -g; stat -c '%u %a' /opt/venv /opt/venv/lib; "
                  "touch /opt/venv/.probe 2>/dev/null && echo writable || echo read-only")
     assert result.stdout.split("\n")[:5] == [str(APP_UID), str(APP_UID), "0 755", "0 755",
@@ -497,7 +499,7 @@ def test_build_secret_is_in_no_layer_history_or_config(secret_probe: Probe,
 def test_build_ca_is_not_baked_into_the_webapp(webapp: Built, tmp_path: Path) -> None:
     ca = build_ca()
     host_certs = pem_certificates(ca.read_bytes()) if ca else {}
-    base_bundle = run(webapp.base.ref, "cat", "/etc/ssl/certs/ca-certificates.crt")
+    base_bundle = run(Built(webapp.base.ref, webapp.base), "cat", "/etc/ssl/certs/ca-certificates.crt")
     assert base_bundle.returncode == 0, base_bundle.stderr
     # The site's own CAs: in the bundle given to the build, not in the image's system bundle.
     site_only = {der: body for der, body in host_certs.items()
@@ -514,5 +516,5 @@ def test_build_ca_is_not_baked_into_the_webapp(webapp: Built, tmp_path: Path) ->
                     if p.startswith("run/secrets/") and size], layer.members
     assert not [n for n in needles if n in config]
     assert "BEGIN CERTIFICATE" not in history(webapp.ref)
-    result = run(webapp.ref, "sh", "-c", "test ! -e /run/secrets/build-ca")
+    result = run(webapp, "sh", "-c", "test ! -e /run/secrets/build-ca")
     assert result.returncode == 0, "/run/secrets/build-ca exists in the final image"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from support import Image, build_ca, docker
+from support import Image, build_ca, docker, emulated
 
 pytestmark = pytest.mark.every_platform
 
@@ -52,15 +52,15 @@ BINARY_WHEEL = "markupsafe==3.0.3"
 
 
 def python(image: Image, script: str, *args: str, user: str | None = None) -> str:
-    result = docker("run", "--rm", *(["--user", user] if user else []), "--entrypoint",
-                    "python3", image.ref, "-c", script, *args, timeout=600)
+    result = docker("run", "--rm", *(["--user", user] if user else []), *emulated(image),
+                    "--entrypoint", "python3", image.ref, "-c", script, *args, timeout=600)
     return result.stdout
 
 
 def test_the_image_is_the_platforms(image: Image) -> None:
     data = image.inspect()
     assert f"{data['Os']}/{data['Architecture']}" == image.target.platform
-    kernel, dpkg = docker("run", "--rm", "--entrypoint", "sh", image.ref, "-c",
+    kernel, dpkg = docker("run", "--rm", *emulated(image), "--entrypoint", "sh", image.ref, "-c",
                           "uname -m; dpkg --print-architecture").stdout.split()
     assert (kernel, dpkg) == (MACHINE[image.target.arch], image.target.arch)
 
@@ -76,7 +76,7 @@ def test_every_elf_file_is_for_the_platform(image: Image) -> None:
 
 
 def test_every_debian_package_is_for_the_platform(image: Image) -> None:
-    listed = docker("run", "--rm", "--entrypoint", "dpkg-query", image.ref,
+    listed = docker("run", "--rm", *emulated(image), "--entrypoint", "dpkg-query", image.ref,
                     "--show", "--showformat=${Package} ${Architecture}\n").stdout
     archs = dict(line.split() for line in listed.splitlines())
     wrong = {name: arch for name, arch in archs.items() if arch not in (image.target.arch, "all")}
@@ -100,7 +100,8 @@ def test_pip_installs_the_platforms_binary_wheel(image: Image) -> None:
     script = (f"pip install --quiet --only-binary=:all: --no-deps {BINARY_WHEEL} >&2 && "
               "python -c 'import importlib.metadata as m, markupsafe._speedups as s; "
               "print(m.distribution(\"markupsafe\").read_text(\"WHEEL\")); print(s.__file__)'")
-    result = docker("run", "--rm", "--user", "0", *mounts, "--entrypoint", "sh", image.ref,
+    result = docker("run", "--rm", "--user", "0", *mounts, *emulated(image), "--entrypoint", "sh",
+                    image.ref,
                     "-c", script, check=False, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     tags = [line.split(": ", 1)[1] for line in result.stdout.splitlines()

@@ -18,6 +18,7 @@ from support import (
     Image,
     detached,
     docker,
+    emulated,
     health,
     patience,
     published_port,
@@ -95,7 +96,7 @@ class Secrets:
 
 def run_loader(image: Image, loader: str, secrets: Secrets, names: list[str],
                *extra: str) -> subprocess.CompletedProcess[str]:
-    args = ["run", "--rm", *extra]
+    args = ["run", "--rm", *emulated(image), *extra]
     for key, value in secrets.env.items():
         args += ["-e", f"{key}={value}"]
     for source, target in secrets.mounts:
@@ -298,8 +299,8 @@ def http_get(port: int, path: str) -> tuple[int, bytes]:
 
 @pytest.mark.every_platform
 def test_app_becomes_healthy_then_unhealthy(runtime_image: Image) -> None:
-    with detached(*fast_health(runtime_image), "-e", "HEALTHCHECK_PATH=/healthz",
-                  "-p", "127.0.0.1::8000", runtime_image.ref, "python", "-c", WEB_APP) as name:
+    with detached(*emulated(runtime_image), *fast_health(runtime_image),
+                  "-e", "HEALTHCHECK_PATH=/healthz", "-p", "127.0.0.1::8000", runtime_image.ref, "python", "-c", WEB_APP) as name:
         wait_for(lambda: health(name) == "healthy", 30 * patience(runtime_image), "healthy")
         assert http_get(published_port(name, 8000), "/healthz")[0] == 200
         docker("exec", name, "touch", "/tmp/down")

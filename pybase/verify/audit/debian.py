@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pybase.infra import engine
+from pybase.infra import emulation, engine
 from pybase.verify.audit.report import AuditError, DebianFinding, DebianNotice, DebianResult, scrub
 
 APT_TIMEOUT = 300.0
@@ -151,9 +151,11 @@ def debian_check(ref: str, docker_args: Sequence[str] = (), timeout: float = APT
 
     `docker_args` go to `docker run` (tests mount an extra repository with them).
     """
+    config = engine.inspect(ref)
+    emulated = emulation.run_options(config.platform) if config else []
     try:
-        run = engine.docker("run", "--rm", "--user", "0", "--entrypoint", "sh", *docker_args,
-                            ref, "-c", _APT_SCRIPT, capture=True, check=False, timeout=timeout,
+        run = engine.docker("run", "--rm", "--user", "0", "--entrypoint", "sh", *emulated,
+                            *docker_args, ref, "-c", _APT_SCRIPT, capture=True, check=False, timeout=timeout,
                             what="apt-get update/apt-cache policy in the image")
     except engine.EngineError as exc:
         raise AuditError(str(exc)) from None
