@@ -12,7 +12,7 @@ from pathlib import Path
 from pybase.build import sbom
 from pybase.core import label, paths, settings, tags
 from pybase.core.matrix import Matrix, Target, Variant
-from pybase.infra import engine
+from pybase.infra import emulation, engine
 from pybase.upstream import cpython_build
 
 CONTEXT = paths.REPO / "images" / "python-base"
@@ -74,6 +74,7 @@ def build_args(target: Target, variant: Variant, *, digest: str, os_upgrade_stam
         "OS_UPGRADE_STAMP": os_upgrade_stamp,
         "BUILD_DATE": build_date,
         "GIT_REVISION": revision,
+        **emulation.environment(target.arch),  # QEMU_CPU, for another platform's RUN steps
     }
     return [flag for name, value in values.items() for flag in ("--build-arg", f"{name}={value}")]
 
