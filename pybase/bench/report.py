@@ -145,31 +145,18 @@ def _speed_fix(results: Results, debian: str) -> str:
 
 
 def _size_table(results: Results) -> list[str]:
-    rows = [("| image | uncompressed | compressed (gzip layers) | layers | added uncompressed "
-            "| added compressed | added layers |"), "| --- | --: | --: | --: | --: | --: | --: |"]
-    for t in results.targets:
-        up = t.upstream
-        rows.append(f"| `{up.ref}` | {mb(up.engine_size)} | {mb(up.gzip)} | {len(up.layers)} "
-                    "| | | |")
-        for image in t.images.values():
-            rows.append(
-                f"| `{image.ref}` | {mb(image.engine_size)} | {mb(image.gzip)} "
-                f"| {len(image.layers)} | +{mb(image.engine_size - up.engine_size)} "
-                f"| +{mb(image.gzip - up.gzip)} | +{len(image.layers) - len(up.layers)} |")
-    return rows
-
-
-def _platform_table(results: Results) -> list[str]:
     """Every platform's images beside its upstream image (arm64 beside amd64)."""
-    rows = [("| entry | platform | image | uncompressed | compressed | added over upstream "
-             "(compressed) |"), "| --- | --- | --- | --: | --: | --: |"]
+    rows = [("| platform | image | uncompressed | compressed (gzip layers) | layers "
+             "| added uncompressed | added compressed | added layers |"),
+            "| --- | --- | --: | --: | --: | --: | --: | --: |"]
     for p in results.platforms:
         up = p.upstream
-        rows.append(f"| {p.name} | {p.platform} | upstream | {mb(up.engine_size)} "
-                    f"| {mb(up.gzip)} | |")
-        rows += [f"| {p.name} | {p.platform} | {variant} | {mb(image.engine_size)} "
-                 f"| {mb(image.gzip)} | +{mb(image.gzip - up.gzip)} |"
-                 for variant, image in p.images.items()]
+        rows.append(f"| {p.platform} | `{up.ref}` | {mb(up.engine_size)} | {mb(up.gzip)} "
+                    f"| {len(up.layers)} | | | |")
+        rows += [f"| {p.platform} | `{image.ref}` | {mb(image.engine_size)} | {mb(image.gzip)} "
+                 f"| {len(image.layers)} | +{mb(image.engine_size - up.engine_size)} "
+                 f"| +{mb(image.gzip - up.gzip)} | +{len(image.layers) - len(up.layers)} |"
+                 for image in p.images.values()]
     return rows
 
 
@@ -268,7 +255,6 @@ def render(results: Results) -> str:
         f"{results.seconds:.0f} s. MB = 10⁶ bytes. Nothing here is a timed test assertion."), "",
         "## Targets", "", *target_lines(results), "",
         "## Size", "", *_size_table(results), "",
-        "## Size per platform", "", *_platform_table(results), "",
         "## Our overhead by cause", "", *_overhead_table(results), "",
         "## Start-up (ms, in-container runs)", "",
         "| image | case | median | p95 | runs | overhead vs bare | ratio |",

@@ -277,7 +277,10 @@ def test_every_platform_gets_its_sizes_beside_its_upstream() -> None:
     arm64 = PlatformSizes("3.13.15-trixie-arm64", "linux/arm64", UPSTREAM, {"runtime": OURS})
     text = report.render(Results(base.machine, base.targets, None, None, REFRESH, 10_000_000,
                                  1.0, [arm64]))
-    section = text.split("## Size per platform", 1)[1]
-    assert (f"| 3.13.15-trixie-arm64 | linux/arm64 | runtime | {report.mb(OURS.engine_size)} "
-            f"| {report.mb(OURS.gzip)} | +{report.mb(OURS.gzip - UPSTREAM.gzip)} |") in section
-    assert "| 3.13.15-trixie-arm64 | linux/arm64 | upstream |" in section
+    section = text.split("## Size", 1)[1].split("## ", 1)[0]
+    added = len(OURS.layers) - len(UPSTREAM.layers)
+    assert (f"| linux/arm64 | `{OURS.ref}` | {report.mb(OURS.engine_size)} "
+            f"| {report.mb(OURS.gzip)} | {len(OURS.layers)} "
+            f"| +{report.mb(OURS.engine_size - UPSTREAM.engine_size)} "
+            f"| +{report.mb(OURS.gzip - UPSTREAM.gzip)} | +{added} |") in section
+    assert f"| linux/arm64 | `{UPSTREAM.ref}` |" in section
