@@ -48,7 +48,7 @@ from support import (
 )
 
 from pybase.core import matrix, tags
-from pybase.infra import engine
+from pybase.infra import emulation, engine
 
 pytestmark = pytest.mark.image
 
@@ -103,8 +103,10 @@ def build_example(name: str, base: Image, created: list[str],
     base.inspect()  # a missing base image fails here, with how to build it
     ref = f"pybase-downstream-{name}:{base.target.name}-{uuid.uuid4().hex[:8]}"
     created.append(ref)  # before building: a half-finished build may still have tagged it
-    build(EXAMPLES / name, ref, base.target.platform, {"BASE": base.ref, **(build_args or {})},
-          extra_secrets, support.patience(base))
+    emulated = emulation.environment(base.target.arch)  # QEMU_CPU, as the examples suggest
+    build(EXAMPLES / name, ref, base.target.platform,
+          {"BASE": base.ref, **emulated, **(build_args or {})}, extra_secrets,
+          support.patience(base))
     return Built(ref, base)
 
 
@@ -251,7 +253,10 @@ def start_webapp(built: Built, token_file: Path, name: str) -> str:
         "--security-opt", "no-new-privileges",
         "--volume", f"{token_file}:/run/secrets/app_token:ro",
         "--env", "APP_TOKEN_FILE=/run/secrets/app_token",
-        "--health-interval", "1s", "--health-timeout", "5s", "--health-retries", "3",
+        # Under emulation each probe is a Python start of seconds: probing every second would
+        # keep a core busy for as long as the module's tests run.
+        "--health-interval", f"{support.patience(built.base):.0f}s",
+        "--health-timeout", f"{5 * support.patience(built.base):.0f}s", "--health-retries", "3",
         "--health-start-period", "30s",
         "--publish", "127.0.0.1::8000",
         *support.emulated(built.base),
