@@ -68,7 +68,11 @@ def test(session: nox.Session) -> None:
     install(session, "test,audit")  # tests/integration/test_audit.py drives pip-audit, debsbom, cyclonedx-py
     # Selectors narrow the matrix; options (`-kEXPR`, `-x`) go to pytest as they are.
     selection = [a if a.startswith("-") else f"--only={a}" for a in session.posargs]
-    session.run("pytest", "--junitxml=reports/junit.xml", *selection)
+    # A worker per core: most of a test's time is a container starting or answering, so two
+    # files at once use the machine better than one. A file stays on one worker (its module
+    # fixtures build downstream images and registries once); `-- -n0` runs in one process.
+    session.run("pytest", "--numprocesses=auto", "--dist=loadfile",
+                "--junitxml=reports/junit.xml", *selection)
 
 
 @nox.session

@@ -135,17 +135,14 @@ def pending_fix(request: pytest.FixtureRequest,
 # the outcome of every test that used it. `nox -s publish` publishes only an image whose exact
 # ID has a passing record, so a failure anywhere (unit tests too), a narrowed run (-k) or an
 # image replaced during the session blocks it.
-
-@dataclass
-class _GateTally:
-    ids: dict[str, str | None]
-    outcomes: dict[str, list[str]]
-    collected: set[str] = field(default_factory=set)
-    failed_elsewhere: int = 0
-    deselected: int = 0
+#
+# Under pytest-xdist (`nox -s test` runs workers) the tests run in worker processes: each report
+# names its image (a user property, also in the JUnit XML), the controller tallies the reports,
+# and each worker hands over what it collected and deselected; only the controller writes.
 
 
-_TALLY = pytest.StashKey[_GateTally]()
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_Gates(config), "pybase-gates")
 
 
 def _image_of(item: pytest.Item) -> Image | None:
@@ -153,52 +150,80 @@ def _image_of(item: pytest.Item) -> Image | None:
     return next((v for v in params.values() if isinstance(v, Image)), None)
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    images = selected_images(session.config)
-    emulation.ensure(i.target.arch for i in images)
-    session.config.stash[_TALLY] = _GateTally({i.ref: engine.image_id(i.ref) for i in images},
-                                              {i.ref: [] for i in images})
+@dataclass
+class _Gates:
+    config: pytest.Config
+    ids: dict[str, str | None] = field(default_factory=dict)
+    outcomes: dict[str, list[str]] = field(default_factory=dict)
+    collected: set[str] = field(default_factory=set)
+    failed_elsewhere: int = 0
+    deselected: int = 0
 
+    IMAGE = "image"  # the user property that names a test's image in its reports
+    HANDOVER = "pybase_gates"  # a worker's collection facts, in xdist's workeroutput
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[_TALLY].collected = {
-        image.ref for item in session.items if (image := _image_of(item)) is not None}
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        images = selected_images(self.config)
+        emulation.ensure(i.target.arch for i in images)
+        if not self.is_worker:
+            self.ids = {i.ref: engine.image_id(i.ref) for i in images}
+            self.outcomes = {i.ref: [] for i in images}
 
-def pytest_deselected(items: list[pytest.Item]) -> None:
-    if items:
-        items[0].config.stash[_TALLY].deselected += len(items)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.collected = {image.ref for item in session.items
+                          if (image := _image_of(item)) is not None}
 
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += len(items)
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-        item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if report.when != "call" and not report.failed and not report.skipped:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+            self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if (image := _image_of(item)) is not None:
+            report.user_properties.append((self.IMAGE, image.ref))
         return report
-    tally = item.config.stash[_TALLY]
-    image = _image_of(item)
-    kind = "error" if report.when != "call" and report.failed else report.outcome
-    if image is not None and image.ref in tally.outcomes:
-        tally.outcomes[image.ref].append(kind)
-    elif report.failed:
-        tally.failed_elsewhere += 1
-    return report
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker or (report.when != "call" and not report.failed
+                              and not report.skipped):
+            return
+        ref = dict(report.user_properties).get(self.IMAGE)
+        kind = "error" if report.when != "call" and report.failed else report.outcome
+        if ref in self.outcomes:
+            self.outcomes[ref].append(kind)
+        elif report.failed:
+            self.failed_elsewhere += 1
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if session.config.option.collectonly or _TALLY not in session.config.stash:
-        return
-    tally = session.config.stash[_TALLY]
-    for ref, image_id in tally.ids.items():
-        if image_id is None or ref not in tally.collected:
-            continue  # missing (its tests failed), or not tested in this session
-        seen = tally.outcomes[ref]
-        replaced = engine.image_id(ref) != image_id  # rebuilt into another image meanwhile
-        gates.write_test_record(gates.TestRecord(
-            ref, image_id, passed=seen.count("passed"), failed=seen.count("failed") + replaced,
-            errors=seen.count("error"), skipped=seen.count("skipped"),
-            failed_elsewhere=tally.failed_elsewhere, deselected=tally.deselected,
-            partial=session.config.args_source != pytest.Config.ArgsSource.TESTPATHS,
-            finished=gates.now()))
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        handed = getattr(node, "workeroutput", {}).get(self.HANDOVER)
+        if handed:
+            self.collected |= set(handed["collected"])
+            # Every worker collects the whole suite: they deselect the same tests.
+            self.deselected = max(self.deselected, handed["deselected"])
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.config.option.collectonly:
+            return
+        if self.is_worker:
+            self.config.workeroutput[self.HANDOVER] = {  # type: ignore[attr-defined]
+                "collected": sorted(self.collected), "deselected": self.deselected}
+            return
+        for ref, image_id in self.ids.items():
+            if image_id is None or ref not in self.collected:
+                continue  # missing (its tests failed), or not tested in this session
+            seen = self.outcomes[ref]
+            replaced = engine.image_id(ref) != image_id  # rebuilt into another image meanwhile
+            gates.write_test_record(gates.TestRecord(
+                ref, image_id, passed=seen.count("passed"),
+                failed=seen.count("failed") + replaced,
+                errors=seen.count("error"), skipped=seen.count("skipped"),
+                failed_elsewhere=self.failed_elsewhere, deselected=self.deselected,
+                partial=self.config.args_source != pytest.Config.ArgsSource.TESTPATHS,
+                finished=gates.now()))
