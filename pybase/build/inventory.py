@@ -16,11 +16,17 @@
 What it looks at inside the image is inventory_probe.py, a real module run there. The SBOM
 (pybase/build/sbom.py), the audit (pybase/verify/audit) and the publish fingerprint
 (pybase/publish/content.py) work from it, so they all describe the same look at the same image id.
+
+What the probe printed is kept in `$PYTHON_BASE_CACHE/inventory/`, keyed by the image id and the
+probe's own digest: an image id names exactly one filesystem, so the audit, both publish runs
+and the changelog of a CI run look inside each image once (under emulation, seconds each).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pybase.build import inventory_probe
+from pybase.core import paths
 from pybase.infra import emulation, engine
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
 
 # Runs in the image; what it looks at is defined there (ENVIRONMENTS, SCAN_ROOTS, OWN_FILES).
 PROBE = Path(inventory_probe.__file__)
+CACHED_INVENTORIES = 256  # two CI runs' worth of images is ~50
 
 
 class InventoryError(engine.EngineError):
@@ -199,14 +207,18 @@ def inventory(ref: str, timeout: float = 180) -> Inventory:
     config = engine.inspect(ref)
     if config is None:
         raise InventoryError(f"image {ref} is missing")
+    script = PROBE.read_text(encoding="utf-8")
+    probe_digest = hashlib.sha256(script.encode()).hexdigest()[:16]
+    cached = paths.cache() / "inventory" / f"{config.id.replace(':', '-')}-{probe_digest}.json"
+    if config.id and cached.is_file():
+        return parse(ref, json.loads(cached.read_text(encoding="utf-8")), config)
     # By id: the tag may move to another image between the inspect and the run.
     try:
         result = engine.docker(
             "run", "--rm", "--network", "none", "--user", "0",
             *emulation.run_options(config.platform),
             "--entrypoint", "/usr/local/bin/python3", config.id, "-I", "-B", "-c",
-            PROBE.read_text(encoding="utf-8"), capture=True, timeout=timeout,
-            what=f"docker run {ref} (inventory)",
+            script, capture=True, timeout=timeout, what=f"docker run {ref} (inventory)",
         )
     except engine.EngineError as exc:
         raise InventoryError(str(exc)) from None
@@ -215,4 +227,22 @@ def inventory(ref: str, timeout: float = 180) -> Inventory:
     except ValueError:
         raise InventoryError(f"{ref}: the inventory is not JSON: {result.stdout[:200]!r}"
                              ) from None
-    return parse(ref, data, config)
+    found = parse(ref, data, config)
+    if config.id:
+        _remember(cached, result.stdout)
+    return found
+
+
+def _remember(cached: Path, text: str) -> None:
+    """Keep a probe's output; the oldest go beyond CACHED_INVENTORIES (about 80 KB each)."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.tmp")  # test workers may race: whole or none
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(cached)
+    try:
+        kept = sorted(cached.parent.glob("*.json"), key=lambda p: p.stat().st_mtime,
+                      reverse=True)
+    except FileNotFoundError:
+        return  # another process pruned meanwhile
+    for old in kept[CACHED_INVENTORIES:]:
+        old.unlink(missing_ok=True)

@@ -3,7 +3,11 @@ and our own files appear in the SBOM (no engine)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pybase.build import inventory, sbom
 from pybase.infra import engine
@@ -153,3 +157,15 @@ def test_a_cpython_of_unknown_origin_has_only_its_version() -> None:
     component = sbom.cpython_component(inventory.CPython("3.12.13", None, None))
     assert component["purl"] == component["bom-ref"] == "pkg:generic/python@3.12.13"
     assert "hashes" not in component and "externalReferences" not in component
+
+
+def test_the_probe_cache_keeps_the_newest_outputs_whole(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inventory, "CACHED_INVENTORIES", 3)
+    for n in range(5):
+        entry = tmp_path / f"sha256-{n}-probe.json"
+        inventory._remember(entry, f'{{"n": {n}}}')
+        os.utime(entry, (1000 + n, 1000 + n))  # mtimes a second apart, oldest first
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == ["sha256-2-probe.json", "sha256-3-probe.json", "sha256-4-probe.json"]
+    assert (tmp_path / "sha256-4-probe.json").read_text() == '{"n": 4}'
