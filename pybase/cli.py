@@ -47,18 +47,16 @@ def cmd_host(args: argparse.Namespace) -> None:
 
 def cmd_bootstrap(args: argparse.Namespace) -> None:
     bootstrap.run(matrix.load(), _targets(args), refresh=args.refresh, recompile=args.recompile,
-                  optimize=args.optimize, echo=lambda line: print(line, flush=True))
+                  optimize=args.optimize, jobs=args.jobs,
+                  echo=lambda line: print(line, flush=True))
 
 
 def cmd_build(args: argparse.Namespace) -> None:
     m = matrix.load()
     targets = _targets(args)
     _ready()
-    variants = args.variant or m.variants
-    for target in targets:
-        for variant in variants:
-            built = images.build(m, target, variant)
-            print(f"build: {built.ref} ({len(built.tags)} tags) in {built.seconds:.1f} s", flush=True)
+    images.build_all(m, targets, args.variant or m.variants, jobs=args.jobs,
+                     echo=lambda line: print(line, flush=True))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -250,6 +248,12 @@ def _variants(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+def _jobs(p: argparse.ArgumentParser, what: str) -> argparse.ArgumentParser:
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help=f"{what} (default: cores + 1)")
+    return p
+
+
 def _images(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     _variants(p)
     p.add_argument("--image", action="append", metavar="REF",
@@ -283,6 +287,7 @@ def _upstream_commands(sub: Any) -> None:
                       help="compile the CPython trees even if cached ones exist")
     boot.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=None,
                       help="PGO+LTO for this run (default: versions.yaml's cpython.optimize)")
+    _jobs(boot, "images made at the same time")
     boot.set_defaults(func=cmd_bootstrap)
     upd = sub.add_parser("update", help="write newer verified CPython patch releases into "
                                         "versions.yaml (comments and layout kept)")
@@ -297,8 +302,9 @@ def _upstream_commands(sub: Any) -> None:
 
 
 def _build_commands(sub: Any) -> None:
-    _variants(sub.add_parser("build", help="build the hardened images")).set_defaults(
-        func=cmd_build)
+    bld = _jobs(_variants(sub.add_parser("build", help="build the hardened images")),
+                "matrix entries built at the same time")
+    bld.set_defaults(func=cmd_build)
     _selection(sub.add_parser("targets", help="list selected entries")).set_defaults(
         func=cmd_targets)
     bom = _reports(_images(sub.add_parser("sbom", help="CycloneDX SBOM of every built image")))

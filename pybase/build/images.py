@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 from pybase.build import sbom
 from pybase.core import label, paths, settings, tags
 from pybase.core.matrix import Matrix, Target, Variant
+from pybase.core.steps import Step, default_jobs, run_all
 from pybase.infra import emulation, engine
 from pybase.upstream import cpython_build
 
@@ -125,3 +128,25 @@ def build(matrix: Matrix, target: Target, variant: Variant, build_date: date | N
     # The SBOM describes exactly this image and ships inside it (one more layer, same tags).
     sbom.embed(ref, local_tags)
     return Built(target, variant, ref, all_tags, time.monotonic() - started)
+
+
+def build_all(matrix: Matrix, targets: list[Target], variants: Sequence[Variant], *,
+              jobs: int | None = None, echo: Callable[[str], None] = print) -> list[Built]:
+    """Every variant of every target, `jobs` targets at a time (an emulated build spends most
+    of its time on one core); a target's variants one after another, each reusing the stages
+    the one before built. Each target's build output goes to reports/build/<target>.log."""
+    def variants_of(target: Target) -> list[Built]:
+        made = []
+        for variant in variants:
+            built = build(matrix, target, variant)
+            echo(f"build: {built.ref} ({len(built.tags)} tags) in {built.seconds:.1f} s")
+            made.append(built)
+        return made
+
+    # The emulated builds first: they are the long ones.
+    ordered = sorted(targets, key=lambda t: emulation.is_native(t.arch))
+    plan = [Step(target.name, engine.logged(f"build: {target.name}",
+                                            paths.REPORTS / "build" / f"{target.name}.log",
+                                            functools.partial(variants_of, target), echo))
+            for target in ordered]
+    return [b for made in run_all(plan, jobs=jobs or default_jobs()) for b in made]

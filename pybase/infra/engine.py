@@ -19,10 +19,12 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pybase.core import settings
 from pybase.core.errors import PybaseError
@@ -60,6 +62,50 @@ def failure(what: str, result: subprocess.CompletedProcess[str]) -> str:
     return f"`{what}` failed (exit {result.returncode}): {detail}"
 
 
+T = TypeVar("T")
+
+# Where commands that are not captured write, when not to the terminal (output_to).
+_LOG: ContextVar[Path | None] = ContextVar("pybase_command_log", default=None)
+
+
+@contextmanager
+def output_to(log: Path) -> Iterator[None]:
+    """Commands run with capture=False in this context (the current thread) append their output
+    to `log` instead of the terminal: steps that run at the same time keep their logs apart.
+    A failure then quotes the log's last line and names the file."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("", encoding="utf-8")
+    token = _LOG.set(log)
+    try:
+        yield
+    finally:
+        _LOG.reset(token)
+
+
+def logged(name: str, log: Path, action: Callable[[], T], echo: Callable[[str], None],
+           tail: int = 60) -> Callable[[], T]:
+    """`action` as a step with its own log (output_to): a line when it starts, and when it
+    fails the log's last `tail` lines on the terminal, since a CI job's output is often all
+    that is kept."""
+    def step() -> T:
+        with output_to(log):
+            echo(f"{name}: started (output: {log})")
+            try:
+                return action()
+            except Exception:
+                lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-tail:]
+                echo("\n".join([f"{name} failed; the end of {log}:", *lines]))
+                raise
+    return step
+
+
+def _last_line(log: Path) -> str:
+    with log.open("rb") as f:
+        f.seek(max(0, log.stat().st_size - 8192))
+        lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no output"
+
+
 def run(
     args: Sequence[str], *, what: str, timeout: float | None = None,
     env: Mapping[str, str] | None = None, input: str | None = None, check: bool = True,
@@ -68,19 +114,35 @@ def run(
     """Run one command (text mode). `env` replaces the environment when given.
 
     With check, a non-zero exit raises `error`; a timeout or a program that cannot start always
-    does (there is no result to return). capture=False lets the output through to the terminal.
+    does (there is no result to return). capture=False lets the output through to the terminal,
+    or to the log that output_to() names.
     """
+    log = None if capture else _LOG.get()
     try:
-        result = subprocess.run(
-            list(args), capture_output=capture, text=True, check=False, timeout=timeout,
-            env=dict(env) if env is not None else None, input=input, cwd=cwd,
-        )
+        if log is None:
+            result = subprocess.run(
+                list(args), capture_output=capture, text=True, check=False, timeout=timeout,
+                env=dict(env) if env is not None else None, input=input, cwd=cwd,
+            )
+        else:
+            with log.open("a", encoding="utf-8") as out:
+                out.write(f"$ {what}\n")
+                out.flush()
+                result = subprocess.run(
+                    list(args), stdout=out, stderr=subprocess.STDOUT, text=True, check=False,
+                    timeout=timeout, env=dict(env) if env is not None else None, input=input,
+                    cwd=cwd,
+                )
     except subprocess.TimeoutExpired:
         raise error(f"`{what}`: no answer within {timeout:.0f} s") from None
     except OSError as exc:
         raise error(f"`{what}` could not start: {exc.strerror or exc}: {args[0]}") from None
     if check and result.returncode != 0:
-        failed = error(failure(what, result))
+        message = failure(what, result)
+        if log is not None:
+            message = (f"`{what}` failed (exit {result.returncode}): {_last_line(log)} "
+                       f"(its output: {log})")
+        failed = error(message)
         failed.returncode = result.returncode
         raise failed
     return result

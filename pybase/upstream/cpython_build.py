@@ -144,6 +144,14 @@ def assembly_recipe(target: Target, optimize: bool) -> str:
                            tree_key(target, optimize))
 
 
+def assembly_args(target: Target, optimize: bool, base: str, tree: str) -> list[str]:
+    """The build args of images/python/Dockerfile, and QEMU_CPU for another platform's RUN
+    steps (unset natively, where the cache keys stay as they were)."""
+    return [*build_args(target, optimize, base), "--build-arg", f"TREE_IMAGE={tree}",
+            *(f"--build-arg={name}={value}"
+              for name, value in emulation.environment(target.arch).items())]
+
+
 def assemble(target: Target, *, optimize: bool, force: bool = False, tree: str | None = None,
              ref: str | None = None, base: str | None = None, no_cache: bool = False) -> Outcome:
     """`python:<version>-slim-<release>` from the tree on the current Debian base, unless the
@@ -168,8 +176,7 @@ def assemble(target: Target, *, optimize: bool, force: bool = False, tree: str |
     with _context(f"assemble-{target.name}") as context:  # stays empty: nothing is read from it
         engine.docker(
             "build", "--progress=plain", *(["--no-cache"] if no_cache else []),
-            "-f", str(ASSEMBLE_DOCKERFILE), *build_args(target, optimize, base),
-            "--build-arg", f"TREE_IMAGE={tree}",
+            "-f", str(ASSEMBLE_DOCKERFILE), *assembly_args(target, optimize, base, tree),
             "--label", f"{label.RECIPE}={recipe}",
             "--label", f"{label.CPYTHON_TREE}={tree_key(target, optimize)}",
             "--label", f"{label.VERSION}={target.python.version}",

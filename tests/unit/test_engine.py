@@ -46,6 +46,21 @@ def test_a_failure_names_the_command_its_exit_and_the_last_stderr_line() -> None
     assert info.value.returncode == 3
 
 
+def test_output_to_a_log_keeps_it_off_the_terminal_and_a_failure_names_the_log(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Concurrent bootstrap steps each write to their own log (engine.output_to)."""
+    log = tmp_path / "logs" / "tree.log"
+    script = ("import sys; print('compiling', flush=True); "
+              "print('ld: out of memory', file=sys.stderr); sys.exit(2)")
+    with engine.output_to(log), pytest.raises(engine.CommandError) as failed:
+        engine.run([sys.executable, "-c", script], what="make", capture=False)
+    assert str(failed.value) == f"`make` failed (exit 2): ld: out of memory (its output: {log})"
+    assert log.read_text().splitlines() == ["$ make", "compiling", "ld: out of memory"]
+    assert capfd.readouterr().out == ""
+    # Outside the context, and for captured commands, nothing changes.
+    assert engine.run([sys.executable, "-c", "print('x')"], what="x").stdout == "x\n"
+
+
 def test_without_check_the_result_comes_back_and_input_is_passed() -> None:
     script = "import sys; print(sys.stdin.read()[::-1]); sys.exit(1)"
     result = engine.run([sys.executable, "-c", script], what="rev", input="abc", check=False)

@@ -211,6 +211,20 @@ def test_assembly_recipe_follows_the_tree_not_the_base(monkeypatch: pytest.Monke
     assert cpython_build.assembly_recipe(TARGET, True) != recipe
 
 
+def test_only_an_emulated_assembly_names_the_cpu_qemu_emulates(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emulation, "native_arch", lambda: "amd64")
+    arm64 = dataclasses.replace(TARGET, platform="linux/arm64")
+    native = cpython_build.assembly_args(TARGET, True, "debian:x", "tree:x")
+    emulated = cpython_build.assembly_args(arm64, True, "debian:x", "tree:x")
+    assert not any("QEMU_CPU" in arg for arg in native)
+    assert f"--build-arg=QEMU_CPU={emulation.QEMU_CPU['arm64']}" in emulated
+    assert emulated[:2] == ["--platform", "linux/arm64"] and "TREE_IMAGE=tree:x" in emulated
+    dockerfile = cpython_build.ASSEMBLE_DOCKERFILE.read_text()
+    stages_that_run = dockerfile.split("\nFROM ")[2:]  # the trimmed stage and the image
+    assert all("\nARG QEMU_CPU\n" in stage for stage in stages_that_run)
+
+
 def test_a_refreshed_base_alone_is_not_new_content() -> None:
     labels = {"org.python-base.archive": "trixie=2026-11-24T00:34:34Z",
               "org.opencontainers.image.base.digest": "sha256:aaa",
