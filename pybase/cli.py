@@ -63,7 +63,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     _ready()
     bench.run(matrix.load(), _targets(args),
               with_speed=args.speed or bool(args.compare) or bool(args.lever),
-              compare=args.compare or (), levers=args.lever or ())
+              compare=args.compare or (), levers=args.lever or (),
+              with_builds=not args.no_builds)
 
 
 def cmd_targets(args: argparse.Namespace) -> None:
@@ -385,6 +386,9 @@ def _other_commands(sub: Any) -> None:
                               choices=[suffix for _, suffix, _, _ in speed.VARIANTS],
                               help="build and time only this lever's variant (repeatable; "
                                    "default: all; implies --speed)")
+    bench_parser.add_argument("--no-builds", action="store_true",
+                              help="leave out the cold/warm builds and the refresh (minutes): "
+                                   "sizes and start-up only")
     bench_parser.set_defaults(func=cmd_bench)
     pipe = sub.add_parser("pipeline", help="write the files generated from versions.yaml "
                                            "(.gitlab-ci.yml's entry list, images/renovate.json)")

@@ -31,7 +31,10 @@ def _speed_target(targets: list[Target]) -> Target | None:
 
 
 def run(matrix: Matrix, targets: list[Target], with_speed: bool = False,
-        compare: Sequence[str] = (), levers: Sequence[str] = ()) -> Results:
+        compare: Sequence[str] = (), levers: Sequence[str] = (), with_builds: bool = True,
+        ) -> Results:
+    """`with_builds=False` leaves out the cold and warm builds and the refresh (minutes of
+    `--no-cache` builds and mmdebstrap): a run that only needs sizes and start-up."""
     started = time.perf_counter()
     machine = Machine.here()
     built: dict[str, dict[str, str]] = {
@@ -55,14 +58,16 @@ def run(matrix: Matrix, targets: list[Target], with_speed: bool = False,
         refs = built[target.name]
         upstream = measured[target.upstream_image]
         ours: dict[str, sizes.ImageSize] = {variant: measured[ref] for variant, ref in refs.items()}
-        print(f"bench {target.key}: start-up, builds", flush=True)
+        print(f"bench {target.key}: start-up" + (", builds" if with_builds else ""), flush=True)
         results.append(TargetResult(
             target.key, upstream, ours, sizes.overhead(ours[RUNTIME], upstream),
             startup.measure(refs[RUNTIME], target.upstream_image),
-            builds.measure(target),
+            builds.measure(target) if with_builds else None,
             payload.upgrade_payload(refs[RUNTIME]) or 0))
-    print("bench: refresh (Debian base from today's archive, CPython assembled)", flush=True)
-    refreshed = refresh.measure(targets, matrix.cpython.optimize)
+    refreshed = None
+    if with_builds:
+        print("bench: refresh (Debian base from today's archive, CPython assembled)", flush=True)
+        refreshed = refresh.measure(targets, matrix.cpython.optimize)
     speed_result = None
     if with_speed:
         chosen = _speed_target(targets)

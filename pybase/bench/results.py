@@ -52,7 +52,7 @@ class TargetResult:
     images: dict[str, ImageSize]       # variant -> our image
     overhead: dict[str, tuple[int, int]]  # cause -> (bytes, gzip bytes), runtime variant
     startup: Startup
-    builds: BuildTimes
+    builds: BuildTimes | None  # None: not measured (`--no-builds`)
     upgrade_payload: int  # bytes the runtime image's OS-upgrade layer adds (pybase.upstream.payload)
 
 
@@ -72,7 +72,7 @@ class Results:
     targets: list[TargetResult]        # the engine's own platform: sizes, start-up, builds
     tests: TestTimes | None
     speed: Speed | None
-    refresh: Refresh
+    refresh: Refresh | None  # None: not measured (`--no-builds`)
     payload_limit: int  # bytes: versions.yaml's debian.rebootstrap_payload_mb
     seconds: float  # the bench's own wall time
     platforms: list[PlatformSizes] = field(default_factory=list)  # every platform's sizes

@@ -6,6 +6,7 @@ import functools
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -90,6 +91,7 @@ def build(matrix: Matrix, target: Target, variant: Variant, build_date: date | N
     revision = git_revision()
     stamp = build_date.strftime(matrix.tags.date_format)
     ref = tags.local_ref(matrix, target, variant)
+    staged = f"pybase-staged:{uuid.uuid4().hex[:12]}"
     all_tags = tags.tags_for(matrix, target, variant, build_date)
     labels = {
         label.TITLE: f"{matrix.image.name} ({variant})",
@@ -106,7 +108,8 @@ def build(matrix: Matrix, target: Target, variant: Variant, build_date: date | N
         label.BUILD_ORDER: build_order(build_date),
     }
     args = [
-        "build", "--progress=plain", "--platform", target.platform, str(CONTEXT), "-t", ref,
+        # Built under a private tag: the image's names move only once the SBOM is in it.
+        "build", "--progress=plain", "--platform", target.platform, str(CONTEXT), "-t", staged,
         # The OS upgrade runs once per build day; a scheduled run passes its own stamp to take
         # the fixes of today.
         *build_args(target, variant, digest=digest,
@@ -117,16 +120,19 @@ def build(matrix: Matrix, target: Target, variant: Variant, build_date: date | N
         args += ["--label", f"{key}={value}"]
     # Locally, another platform's tags end in its architecture (one image per name).
     local_tags = [f"{tag}{target.local_suffix}" for tag in all_tags]
-    for tag in local_tags:
-        args += ["-t", f"{matrix.image.name}:{tag}"]
     site_ca = settings.get(settings.BUILD_CA)
     if site_ca:
         if not Path(site_ca).is_file():
             raise engine.EngineError(f"{settings.BUILD_CA}={site_ca}: no such file")
         args += ["--secret", f"id=build-ca,src={site_ca}"]
     engine.docker(*args, capture=quiet)
-    # The SBOM describes exactly this image and ships inside it (one more layer, same tags).
-    sbom.embed(ref, local_tags)
+    try:
+        # The SBOM describes exactly this image and ships inside it (one more layer); then
+        # every tag moves onto that image at once. Until then a concurrent `FROM ref` (another
+        # build, a test) still sees the previous complete image.
+        sbom.embed(ref, [f"{matrix.image.name}:{tag}" for tag in local_tags], source=staged)
+    finally:
+        engine.docker("image", "rm", staged, capture=True, check=False)  # the tag (and image)
     return Built(target, variant, ref, all_tags, time.monotonic() - started)
 
 

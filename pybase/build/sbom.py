@@ -317,20 +317,24 @@ def full_ref(ref: str, tag: str) -> str:
     return f"{repository}:{tag}"
 
 
-def embed(ref: str, tags: Sequence[str] | None = None, out_dir: Path | None = None) -> Path:
+def embed(ref: str, tags: Sequence[str] | None = None, out_dir: Path | None = None,
+          source: str | None = None) -> Path:
     """Generate the SBOM of `ref` and ship it in the image at SBOM_PATH_IN_IMAGE.
 
     Builds `FROM ref` + one COPY layer and moves `ref` and every tag onto it (bare tags join ref's
     repository; None means every tag that now points at the image). Labels, user, entrypoint and
-    healthcheck are inherited. Returns the SBOM's path under reports/sbom/.
+    healthcheck are inherited. `source` names the image to scan when `ref` does not point at it
+    yet: a build staged under a private tag, so that `ref` never names an image without its
+    SBOM. Returns the SBOM's path under reports/sbom/.
     """
-    inv = inventory(ref)
+    scan = source or ref
+    inv = inventory(scan)
     old_id = inv.image_id
     if tags is None:
         tags = inv.config.repo_tags
     result = generate(ref, inv, out_dir)
-    if engine.image_id(ref) != old_id:
-        raise SbomError(f"{ref} moved to another image while its SBOM was generated")
+    if engine.image_id(scan) != old_id:
+        raise SbomError(f"{scan} moved to another image while its SBOM was generated")
     targets = list(dict.fromkeys([ref, *(full_ref(ref, t) for t in tags)]))
     # FROM a private tag of the scanned image id, so the layer goes onto exactly that image.
     scanned = f"pybase-sbom-scanned:{uuid.uuid4().hex[:12]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -216,6 +217,17 @@ def test_report_gives_the_refresh_time_and_the_upgrade_payload_against_its_limit
             "debian.rebootstrap_payload_mb allows: within it") in text
     over = report.render(results(None, payload=12_500_000))
     assert "12.50 MB of the 10.00 MB" in over and "**over: the next bootstrap makes" in over
+
+
+def test_a_run_without_builds_says_what_it_did_not_measure() -> None:
+    full = results(None)
+    target = dataclasses.replace(full.targets[0], builds=None)
+    text = report.render(dataclasses.replace(full, targets=[target], refresh=None))
+    assert ("- Refresh < 60 s per image, 3.13.15-trixie: not measured in this run "
+            "(`--no-builds`)") in text
+    assert "Cold and warm builds and the refresh: not measured in this run" in text
+    assert "OS-upgrade payload, 3.13.15-trixie: 2.00 MB" in text  # read from the image itself
+    assert "| **refresh of the selection** |" not in text
 
 
 def speed_of(seconds: dict[str, dict[str, float]]) -> Speed:

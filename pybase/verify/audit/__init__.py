@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from pathlib import Path
 from pybase import verify
 from pybase.build import inventory, sbom
 from pybase.core import paths
+from pybase.core.steps import Step, default_jobs, run_all
 from pybase.infra import engine
 from pybase.verify.audit.debian import (
     APT_TIMEOUT,
@@ -148,8 +150,10 @@ def audit_image(ref: str, source: VulnerabilitySource | None, options: Options =
 
 def run(refs: Sequence[str], choice: SourceChoice, ignore_file: Path = IGNORE_FILE,
         options: Options = Options(), today: date | None = None,
-        echo: Callable[[str], None] = print) -> tuple[int, list[ImageReport]]:
-    """Audit every image, print and write the reports; (exit status, reports)."""
+        echo: Callable[[str], None] = print, jobs: int | None = None,
+        ) -> tuple[int, list[ImageReport]]:
+    """Audit every image, `jobs` at a time, print and write the reports as each ends;
+    (exit status, reports in the order of `refs`)."""
     today = today or datetime.now(UTC).date()
     ignore_error: str | None = None
     try:
@@ -157,7 +161,7 @@ def run(refs: Sequence[str], choice: SourceChoice, ignore_file: Path = IGNORE_FI
     except AuditIgnoreError as exc:
         ignores, ignore_error = IgnoreFile(), str(exc)
         echo(f"audit: the exceptions file is invalid, so no finding is ignored:\n{exc}")
-    reports: list[ImageReport] = []
+    reports: list[ImageReport]
     used: set[str] = set()
     with contextlib.ExitStack() as stack:
         source: VulnerabilitySource | None = None
@@ -168,15 +172,19 @@ def run(refs: Sequence[str], choice: SourceChoice, ignore_file: Path = IGNORE_FI
             except AuditError as exc:
                 source_error = str(exc)
                 echo(f"audit: {exc}")
-        for ref in refs:
-            report = audit_image(ref, source, options, source_error)
+        def finish(step: Step[ImageReport], report: ImageReport) -> None:
             report.ignore_file = str(ignore_file)
             if ignore_error:
                 report.errors.append(f"exceptions file: {ignore_error}")
             used.update(apply_ignores(report, ignores))
             path = write_report(report, options.report_dir)
             echo(render(report) + f"\n  report: {path}\n")
-            reports.append(report)
+
+        # A few images at a time: each waits mostly on a container (apt) or on pip-audit.
+        # (A ref given twice is audited once.)
+        audits = [Step(ref, functools.partial(audit_image, ref, source, options, source_error))
+                  for ref in dict.fromkeys(refs)]
+        reports = run_all(audits, jobs=jobs or default_jobs(), done=finish)
     unused = [e.id for e in ignores.ignore if e.id not in used]
     if unused:
         echo(f"audit: exceptions that matched nothing (remove them?): {', '.join(unused)}")
