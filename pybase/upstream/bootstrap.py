@@ -6,7 +6,7 @@ CPython tree (only when its key changed) and its assembly on the base.
 They form a graph (a cross-compiled tree is built by the native tree of the same entry), run
 `jobs` steps at a time (pybase.core.steps): the two releases' compiles overlap, and the arm64
 bases (mmdebstrap under qemu, mostly one core) are made while the trees compile. Each step's
-build output goes to reports/bootstrap/<image>.log; the terminal gets a line per step.
+build output goes to reports/bootstrap/<step>.log; the terminal gets a line per step.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def plan(m: Matrix, targets: list[Target], *, optimize: bool, refresh: bool = Fa
             release, arch=arch, ref=ref, refresh=refresh, reason=stale.get(ref, "")), echo)
 
     def tree_step(tree: Target) -> Step[Outcome]:
-        native = natives[tree.name]
+        native = tree if emulation.is_native(tree.arch) else natives[tree.name]
         after = (f"base {native.debian_image}",
                  *(() if tree.name == native.name else (f"tree {native.name}",)))
         return _step(f"tree {tree.name}", lambda: cpython_build.build_tree(

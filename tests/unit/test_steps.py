@@ -126,3 +126,17 @@ def test_bootstrap_makes_each_image_after_what_it_is_made_from(
     assert kinds == sorted(kinds, key=["base", "tree", "base arm64", "tree arm64",
                                        "assembly"].index)
     assert len(names) == len(set(names))
+
+
+def test_an_arm64_only_selection_compiles_the_native_tree_it_needs_without_assembling_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emulation, "native_arch", lambda: "amd64")
+    m = matrix.load()
+    arm64 = m.targets(only=["3.13-bookworm-arm64"])
+    assert [t.arch for t in arm64] == ["arm64"]
+    native = m.on(arm64[0], "linux/amd64")
+    names = [s.name for s in bootstrap.plan(m, arm64, optimize=True)]
+    assert names == [f"base {native.debian_image}", f"tree {native.name}",
+                     f"base {arm64[0].debian_image}", f"tree {arm64[0].name}",
+                     f"assembly {arm64[0].name}"]
+
