@@ -116,16 +116,16 @@ def resolve_repository(default_registry: str, image_name: str,
     """PYTHON_BASE_REGISTRY (+ image name) wins; in GitLab, CI_REGISTRY_IMAGE is the
     repository itself; else versions.yaml's image.registry (+ image name)."""
     if environ.get(settings.REGISTRY):
-        return _checked(f"{environ[settings.REGISTRY].rstrip('/')}/{image_name}", settings.REGISTRY)
+        return checked(f"{environ[settings.REGISTRY].rstrip('/')}/{image_name}", settings.REGISTRY)
     if environ.get(settings.GITLAB_REGISTRY_IMAGE):
-        return _checked(environ[settings.GITLAB_REGISTRY_IMAGE].rstrip("/"), settings.GITLAB_REGISTRY_IMAGE)
-    return _checked(f"{default_registry.rstrip('/')}/{image_name}", "versions.yaml image.registry")
+        return checked(environ[settings.GITLAB_REGISTRY_IMAGE].rstrip("/"), settings.GITLAB_REGISTRY_IMAGE)
+    return checked(f"{default_registry.rstrip('/')}/{image_name}", "versions.yaml image.registry")
 
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$")
 
 
-def _checked(name: str, source: str) -> Repository:
+def checked(name: str, source: str) -> Repository:
     if not _REPOSITORY.match(name):
         raise RegistryError(f"{source}: {name!r} is not a registry repository such as "
                             "'127.0.0.1:5000/platform/python-base'")
@@ -385,11 +385,11 @@ def split_reference(reference: str) -> tuple[Repository, str]:
     """`host/repo:tag` or `host/repo@sha256:...` -> (the repository, the tag or digest)."""
     name, at, digest = reference.partition("@")
     if at:
-        return _checked(name, reference), digest
+        return checked(name, reference), digest
     head, colon, tag = name.rpartition(":")
     if colon and "/" not in tag:
-        return _checked(head, reference), tag
-    return _checked(name, reference), "latest"
+        return checked(head, reference), tag
+    return checked(name, reference), "latest"
 
 
 def parse_manifest(raw: bytes) -> Manifest:

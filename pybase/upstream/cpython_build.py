@@ -27,10 +27,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pybase import upstream
-from pybase.core import label, paths
+from pybase.core import label, paths, settings
 from pybase.core.matrix import Target
-from pybase.infra import emulation, engine
-from pybase.upstream import Outcome, UpstreamError, cpython_source
+from pybase.infra import emulation, engine, registry
+from pybase.upstream import Outcome, UpstreamError, cpython_source, tree_cache
 
 COMPILE_DOCKERFILE = paths.REPO / "images" / "python" / "compile.Dockerfile"
 ASSEMBLE_DOCKERFILE = paths.REPO / "images" / "python" / "Dockerfile"
@@ -115,6 +115,17 @@ def build_tree(target: Target, *, optimize: bool, native: Target | None = None,
     ref = ref or tree_ref(target, optimize)
     if not force and engine.image_id(ref) is not None:
         return Outcome(ref, True, time.monotonic() - started, f"tree {key} cached")
+    # Another machine may have compiled it (PYTHON_BASE_TREE_CACHE); never for bench variants.
+    shared = tree_cache.repository() if not extra_args else None
+    cache_note = ""
+    if shared is not None and not force:
+        try:
+            if tree_cache.fetch(shared, ref, key) is not None:
+                return Outcome(ref, True, time.monotonic() - started,
+                               f"tree {key} pulled from {shared.name}")
+            cache_note = f"; not in {shared.name} yet"
+        except (registry.RegistryError, engine.EngineError) as exc:
+            cache_note = f"; {settings.TREE_CACHE} not used: {exc}"
     if emulation.is_native(target.arch):
         builder, build_python = target, target.debian_image  # nothing is read from it
     elif native is None or not emulation.is_native(native.arch):
@@ -135,8 +146,15 @@ def build_tree(target: Target, *, optimize: bool, native: Target | None = None,
             "--label", f"{label.CPYTHON_TREE}={key}",
             "-t", ref, str(context),
         )
+    if shared is not None:
+        try:
+            tree_cache.store(shared, ref)
+            cache_note += f"; pushed to {shared.name}"
+        except (registry.RegistryError, engine.EngineError) as exc:
+            cache_note += f"; not pushed to {settings.TREE_CACHE}: {exc}"
     return Outcome(ref, False, time.monotonic() - started,
-                   f"compiled for {target.platform}: {optimisation(target, optimize)}")
+                   f"compiled for {target.platform}: {optimisation(target, optimize)}"
+                   + cache_note)
 
 
 def assembly_recipe(target: Target, optimize: bool) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from pybase import upstream
-from pybase.core import label, matrix
+from pybase.core import label, matrix, settings
 from pybase.core.matrix import PythonEntry
-from pybase.infra import emulation
-from pybase.upstream import cpython_build, cpython_source, debian_archive, debian_base
+from pybase.infra import emulation, registry
+from pybase.upstream import cpython_build, cpython_source, debian_archive, debian_base, tree_cache
 
 DEB822 = """\
 Types: deb
@@ -234,3 +234,33 @@ def test_a_refreshed_base_alone_is_not_new_content() -> None:
     assert "org.python-base.cpython-tree" not in label.VOLATILE
     kept = {k: v for k, v in labels.items() if k not in label.VOLATILE}
     assert kept == {"org.python-base.cpython-tree": "0123456789abcdef"}
+
+
+def test_the_cache_variable_must_name_a_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(settings.TREE_CACHE, "not a repository")
+    with pytest.raises(registry.RegistryError, match=f"{settings.TREE_CACHE}: 'not a repository'"):
+        tree_cache.repository()
+    monkeypatch.setenv(settings.TREE_CACHE, "registry.example:5000/group/python-base/cpython-tree/")
+    assert tree_cache.repository() == registry.Repository(
+        "registry.example:5000/group/python-base/cpython-tree")
+    monkeypatch.delenv(settings.TREE_CACHE)
+    assert tree_cache.repository() is None
+
+
+def test_the_cache_has_its_own_credentials_else_the_registrys(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (settings.TREE_CACHE_USER, settings.TREE_CACHE_PASSWORD, settings.REGISTRY_USER,
+                 settings.REGISTRY_PASSWORD, settings.GITLAB_REGISTRY_USER,
+                 settings.GITLAB_REGISTRY_PASSWORD):
+        monkeypatch.delenv(name, raising=False)
+    assert tree_cache.credentials() is None
+    monkeypatch.setenv(settings.GITLAB_REGISTRY_USER, "gitlab-ci-token")
+    monkeypatch.setenv(settings.GITLAB_REGISTRY_PASSWORD, "job-token")
+    assert tree_cache.credentials() == registry.Credentials(
+        "gitlab-ci-token", "job-token", settings.GITLAB_REGISTRY_USER)
+    monkeypatch.setenv(settings.TREE_CACHE_USER, "deploy-token")
+    with pytest.raises(registry.RegistryError, match="set both PYTHON_BASE_TREE_CACHE_USER"):
+        tree_cache.credentials()
+    monkeypatch.setenv(settings.TREE_CACHE_PASSWORD, "secret")
+    found = tree_cache.credentials()
+    assert found is not None and found.user == "deploy-token" and "secret" not in str(found)
