@@ -60,14 +60,15 @@ PODMAN = ("podman", "uidmap", "slirp4netns", "fuse-overlayfs")
 # nox session -> the packages it needs beyond PRESENT. `test` exercises everything pybase does.
 SESSIONS: dict[str, tuple[str, ...]] = {
     "engine": ENGINE,
-    "bootstrap": (*ENGINE, *DEBIAN_BASE),
+    "bootstrap": (*ENGINE, *DEBIAN_BASE, "skopeo"),  # skopeo: the tree cache, when set
     "build": ENGINE,
     # Renovate's Node (the downstream-update tests) comes from PyPI with the test extra:
     # renovate@39 wants Node 20 or 22, and Debian 12 has 18, without npm.
     "test": (*ENGINE, *DEBIAN_BASE, *REGISTRY, *PODMAN, "shellcheck", "openssl"),
     "audit": ENGINE,
     "lint": (),
-    "bench": (*ENGINE, *DEBIAN_BASE),  # it times a refresh of the Debian base
+    # It times a refresh of the Debian base; its lever trees go through build_tree (skopeo).
+    "bench": (*ENGINE, *DEBIAN_BASE, "skopeo"),
     "publish": (*ENGINE, *REGISTRY),  # docker-registry for `--local`
     "candidate": (*ENGINE, *REGISTRY),  # docker-registry for `--local`
     "pipeline": (),
