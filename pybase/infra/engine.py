@@ -13,6 +13,7 @@ cyclonedx-py, pip-audit, mmdebstrap, apt): one rule for failures, so that every 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -51,8 +52,11 @@ class EngineError(CommandError):
     """No usable engine, or an engine command failed."""
 
 
-def failure(what: str, result: subprocess.CompletedProcess[str]) -> str:
-    """The one message for a command that exited non-zero."""
+def failure(what: str, result: subprocess.CompletedProcess[str], log: Path | None = None
+            ) -> str:
+    """The one message for a command that exited non-zero (its output in `log`, if given)."""
+    if log is not None:
+        return f"`{what}` failed (exit {result.returncode}): {_last_line(log)} (its output: {log})"
     lines = [ln.strip() for ln in (result.stderr or result.stdout or "").splitlines()
              if ln.strip()]
     if result.stderr is None and result.stdout is None:
@@ -119,30 +123,23 @@ def run(
     """
     log = None if capture else _LOG.get()
     try:
-        if log is None:
-            result = subprocess.run(
-                list(args), capture_output=capture, text=True, check=False, timeout=timeout,
-                env=dict(env) if env is not None else None, input=input, cwd=cwd,
-            )
-        else:
-            with log.open("a", encoding="utf-8") as out:
+        with contextlib.ExitStack() as stack:
+            output: dict[str, Any] = {"capture_output": capture}
+            if log is not None:
+                out = stack.enter_context(log.open("a", encoding="utf-8"))
                 out.write(f"$ {what}\n")
                 out.flush()
-                result = subprocess.run(
-                    list(args), stdout=out, stderr=subprocess.STDOUT, text=True, check=False,
-                    timeout=timeout, env=dict(env) if env is not None else None, input=input,
-                    cwd=cwd,
-                )
+                output = {"stdout": out, "stderr": subprocess.STDOUT}
+            result = subprocess.run(
+                list(args), text=True, check=False, timeout=timeout, input=input, cwd=cwd,
+                env=dict(env) if env is not None else None, **output,
+            )
     except subprocess.TimeoutExpired:
         raise error(f"`{what}`: no answer within {timeout:.0f} s") from None
     except OSError as exc:
         raise error(f"`{what}` could not start: {exc.strerror or exc}: {args[0]}") from None
     if check and result.returncode != 0:
-        message = failure(what, result)
-        if log is not None:
-            message = (f"`{what}` failed (exit {result.returncode}): {_last_line(log)} "
-                       f"(its output: {log})")
-        failed = error(message)
+        failed = error(failure(what, result, log))
         failed.returncode = result.returncode
         raise failed
     return result

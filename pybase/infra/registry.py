@@ -69,9 +69,12 @@ class Credentials:
         return f"user {self.user!r} (from {self.source})"
 
 
-def credentials_from_env(environ: Mapping[str, str]) -> Credentials | None:
-    """PYTHON_BASE_REGISTRY_USER/_PASSWORD, else GitLab's CI_REGISTRY_USER/_PASSWORD, else none."""
-    for user_var, password_var in ((settings.REGISTRY_USER, settings.REGISTRY_PASSWORD),
+def credentials_from_env(environ: Mapping[str, str],
+                         first: Sequence[tuple[str, str]] = ()) -> Credentials | None:
+    """The first (user, password) variable pair set: `first` (a repository's own pair), then
+    PYTHON_BASE_REGISTRY_USER/_PASSWORD, then GitLab's CI_REGISTRY_USER/_PASSWORD; else none.
+    A pair half set is an error."""
+    for user_var, password_var in (*first, (settings.REGISTRY_USER, settings.REGISTRY_PASSWORD),
                                    (settings.GITLAB_REGISTRY_USER, settings.GITLAB_REGISTRY_PASSWORD)):
         user, password = environ.get(user_var), environ.get(password_var)
         if user and password:

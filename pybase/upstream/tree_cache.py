@@ -34,14 +34,8 @@ def repository() -> registry.Repository | None:
 
 def credentials() -> registry.Credentials | None:
     """PYTHON_BASE_TREE_CACHE_USER/_PASSWORD, else the registry's (credentials_from_env)."""
-    user, password = (settings.get(settings.TREE_CACHE_USER),
-                      settings.get(settings.TREE_CACHE_PASSWORD))
-    if user and password:
-        return registry.Credentials(user, password, settings.TREE_CACHE_USER)
-    if user or password:
-        raise registry.RegistryError(f"set both {settings.TREE_CACHE_USER} and "
-                                     f"{settings.TREE_CACHE_PASSWORD}, or neither")
-    return registry.credentials_from_env(os.environ)
+    return registry.credentials_from_env(
+        os.environ, first=[(settings.TREE_CACHE_USER, settings.TREE_CACHE_PASSWORD)])
 
 
 def _session(repo: registry.Repository) -> registry.Session:

@@ -259,7 +259,8 @@ def test_the_cache_has_its_own_credentials_else_the_registrys(
     assert tree_cache.credentials() == registry.Credentials(
         "gitlab-ci-token", "job-token", settings.GITLAB_REGISTRY_USER)
     monkeypatch.setenv(settings.TREE_CACHE_USER, "deploy-token")
-    with pytest.raises(registry.RegistryError, match="set both PYTHON_BASE_TREE_CACHE_USER"):
+    with pytest.raises(registry.RegistryError, match="PYTHON_BASE_TREE_CACHE_USER is set but "
+                                                     "PYTHON_BASE_TREE_CACHE_PASSWORD is not"):
         tree_cache.credentials()
     monkeypatch.setenv(settings.TREE_CACHE_PASSWORD, "secret")
     found = tree_cache.credentials()
