@@ -36,6 +36,11 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG BUILDARCH
 ARG TARGETARCH
 
+# 1 = BOLT (LLVM's post-link optimizer, Debian's bolt-19) lays out the interpreter executable's
+#   code by a profile of CPython's PGO training, after PGO+LTO. Bench-only (`nox -s bench --
+#   --speed`, lever `bolt`): it has to pay for itself there before a shipped tree gets it.
+ARG PYTHON_BOLT=0
+
 # The official slim build dependencies, less wget and gnupg (pybase fetched and verified the
 # tarball) and less tk-dev and libbluetooth-dev (so no tkinter, no Bluetooth sockets). The
 # libraries are the target architecture's (multiarch); a cross-compile takes Debian's cross gcc.
@@ -43,6 +48,7 @@ ARG TARGETARCH
 # hadolint ignore=DL3008,SC2086
 RUN set -eux; \
     compiler="gcc libc6-dev"; \
+    if [ "$PYTHON_BOLT" = 1 ]; then compiler="$compiler bolt-19"; fi; \
     if [ "$TARGETARCH" != "$BUILDARCH" ]; then \
         dpkg --add-architecture "$TARGETARCH"; \
         compiler="crossbuild-essential-$TARGETARCH libc6-dev:$TARGETARCH"; \
@@ -58,9 +64,10 @@ RUN set -eux; \
 
 ARG PYTHON_VERSION
 ARG PYTHON_SHA256
-# 1 = the official --enable-optimizations --with-lto (PGO+LTO); 0 = a plain build. A cross-
-#   compile gets LTO only: PGO's profile run executes the interpreter just built, which here
-#   would run under emulation for hours (an arm64 runner compiles natively, with PGO).
+# 1 = the official --enable-optimizations --with-lto (PGO+LTO); 0 = a plain build; lto = LTO
+#   without PGO. A cross-compile gets LTO only: PGO's profile run executes the interpreter just
+#   built, which here would run under emulation for hours (an arm64 runner compiles natively,
+#   with PGO). The bench builds `lto` natively to measure what the missing PGO costs.
 ARG PYTHON_OPTIMIZE=0
 # 1 = frame pointers on amd64/arm64, so that `perf` and eBPF profilers unwind native stacks
 #   without DWARF (https://docs.python.org/3.13/howto/perf_profiling.html). Off: they cost 5 %
@@ -111,10 +118,14 @@ RUN --mount=type=bind,source=Python.tar.xz,target=/usr/src/Python.tar.xz \
     buildArch="$(dpkg-architecture --query DEB_BUILD_GNU_TYPE)"; \
     hostArch="$(dpkg-architecture --host-arch "$TARGETARCH" --query DEB_HOST_GNU_TYPE 2>/dev/null)"; \
     optimize=""; \
-    if [ "${PYTHON_OPTIMIZE}" = 1 ]; then optimize="--with-lto"; fi; \
+    case "${PYTHON_OPTIMIZE}" in 1|lto) optimize="--with-lto" ;; esac; \
     if [ "$buildArch" = "$hostArch" ]; then \
         set -- --build="$buildArch"; \
         if [ "${PYTHON_OPTIMIZE}" = 1 ]; then optimize="--enable-optimizations --with-lto"; fi; \
+        if [ "${PYTHON_BOLT}" = 1 ]; then \
+            set -- "$@" --enable-bolt LLVM_BOLT=/usr/lib/llvm-19/bin/llvm-bolt \
+                MERGE_FDATA=/usr/lib/llvm-19/bin/merge-fdata; \
+        fi; \
     else \
         set -- --build="$buildArch" --host="$hostArch" --enable-ipv6 \
             --with-build-python="$(echo /opt/build-python/bin/python3.*[0-9])" \
@@ -135,14 +146,16 @@ RUN --mount=type=bind,source=Python.tar.xz,target=/usr/src/Python.tar.xz \
             *) EXTRA_CFLAGS="$EXTRA_CFLAGS $flag" ;; \
         esac; \
     done; \
-    LDFLAGS="$(dpkg-architecture --host-arch "$TARGETARCH" --command dpkg-buildflags --get LDFLAGS 2>/dev/null) -Wl,--strip-all"; \
+    LDFLAGS="$(dpkg-architecture --host-arch "$TARGETARCH" --command dpkg-buildflags --get LDFLAGS 2>/dev/null)"; \
+    if [ "${PYTHON_BOLT}" != 1 ]; then LDFLAGS="$LDFLAGS -Wl,--strip-all"; fi; \
     case "${TARGETARCH}/${PYTHON_FRAME_POINTERS}" in \
         amd64/1|arm64/1) EXTRA_CFLAGS="$EXTRA_CFLAGS -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer" ;; \
     esac; \
     ulimit -s unlimited; \
     set -- "EXTRA_CFLAGS=$EXTRA_CFLAGS" "LDFLAGS=$LDFLAGS"; \
     if [ -n "${PYTHON_PGO_TASK}" ]; then set -- "$@" "PROFILE_TASK=${PYTHON_PGO_TASK}"; fi; \
-    make -j "$(nproc)" "$@"; \
+    # With BOLT, make stops after PGO+LTO (profile-opt): BOLT runs on the relinked executable.
+    if [ "${PYTHON_BOLT}" = 1 ]; then make -j "$(nproc)" "$@" profile-opt; else make -j "$(nproc)" "$@"; fi; \
     # The interpreter executable is linked again, from libpython's (PGO-optimized) objects rather
     # than against libpython3.X.so, as Debian links /usr/bin/python3.X: calls, globals and the
     # thread state (thread-local) become direct accesses instead of going through the PLT, the
@@ -155,10 +168,23 @@ RUN --mount=type=bind,source=Python.tar.xz,target=/usr/src/Python.tar.xz \
     # compile of the objects is needed.
     rm python; \
     if [ "${PYTHON_PIE}" = 0 ]; then LDFLAGS="$LDFLAGS -no-pie"; fi; \
-    make "EXTRA_CFLAGS=$EXTRA_CFLAGS" "LDFLAGS=$LDFLAGS" \
-        'LINK_PYTHON_DEPS=$(LIBRARY_OBJS)' 'LINK_PYTHON_OBJS=$(LIBRARY_OBJS)' python; \
+    shift 2; \
+    set -- "EXTRA_CFLAGS=$EXTRA_CFLAGS" "LDFLAGS=$LDFLAGS" \
+        'LINK_PYTHON_DEPS=$(LIBRARY_OBJS)' 'LINK_PYTHON_OBJS=$(LIBRARY_OBJS)' "$@"; \
+    make "$@" python; \
     readelf --file-header python | grep -E '^ +(Type|Machine):'; \
-    make install
+    # BOLT: CPython's own BOLT step (instrument, run the PGO training, optimize) on the relinked
+    # executable only (libpython3.X.so is not in the slim image); it needs the link's symbols
+    # and relocations (--emit-relocs), so the executable and libraries are stripped afterwards.
+    if [ "${PYTHON_BOLT}" = 1 ]; then \
+        rm -f profile-bolt-stamp; \
+        make "$@" 'BOLT_BINARIES=$(BUILDPYTHON)' profile-bolt-stamp; \
+    fi; \
+    make install; \
+    if [ "${PYTHON_BOLT}" = 1 ]; then \
+        find /usr/local -type f \( -name 'python3.*[0-9]' -o -name '*.so*' \) \
+            -exec strip --strip-all '{}' +; \
+    fi
 
 # Not needed to run Python, and tens of MB: the test suites (idle_test too:
 # https://github.com/docker-library/python/issues/214), the .pyc written during the build, and

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pybase.bench import pyperformance
 from pybase.bench.results import RUNTIME, Results, TargetResult
 from pybase.bench.sizes import UPGRADE
-from pybase.bench.speed import PIE, ratios
+from pybase.bench.speed import BOLT, NO_PGO, PIE, ratios
 from pybase.bench.startup import BARE, ENTRYPOINT, FILE_SECRETS
 from pybase.bench.stats import Summary
+from pybase.infra import emulation
 
 # The targets (issue 21). Sizes in bytes; MB = 10**6 bytes.
 OVERHEAD_LIMIT = 2_500_000  # uncompressed: everything the runtime image adds but the OS upgrade
@@ -99,6 +100,13 @@ def _speed_lines(results: Results) -> list[str]:
         shipped = speed.ratios[PIE]
         lines.append(f"- Ahead of the recipe shipped until now ({PIE}): {shipped.mean:.3f}x: "
                      + ("**met**" if shipped.mean > 1.0 else "**missed**"))
+    if NO_PGO in speed.ratios:
+        lines.append(f"- What PGO is worth, so what the cross-compiled arm64 trees lack ({NO_PGO}"
+                     f" on linux/{emulation.native_arch()}): ours is {speed.ratios[NO_PGO].mean:.3f}x "
+                     f"as fast ({speed.ratios[NO_PGO].low:.3f}–{speed.ratios[NO_PGO].high:.3f})")
+    if BOLT in speed.ratios:
+        lines.append(f"- {BOLT}: ours is {speed.ratios[BOLT].mean:.3f}x as fast "
+                     "(below 1: BOLT is faster)")
     if spread.mean < SPEED_TARGET:
         lines.append(f"  - {_speed_fix(results, debian)}")
     return lines
