@@ -13,7 +13,9 @@ between variants is two tests, e.g. "build tools present" for build+dev and "abs
 Which platforms a test applies to is data too. Images of the engine's own platform get every
 test; another platform's (arm64 here, under emulation: 5-20x slower) only the tests marked
 `@pytest.mark.every_platform`, the subset that proves the platform's image is whole (README,
-"Platforms" lists it).
+"Platforms" lists it). The slowest of them under emulation (a downstream build) say
+`every_platform(emulated="first entry")`: an emulated platform runs them on its first entry in
+versions.yaml only.
 """
 
 from __future__ import annotations
@@ -60,11 +62,30 @@ def marked_variants(metafunc: pytest.Metafunc) -> set[str]:
     return set(marker.args)
 
 
+EMULATED_CHOICES = ("every entry", "first entry")
+
+
+def on_marked_platforms(metafunc: pytest.Metafunc, images: list[Image]) -> list[Image]:
+    """The images the test's `every_platform` marker lets it run on (see the module doc)."""
+    marker = metafunc.definition.get_closest_marker("every_platform")
+    if marker is None:
+        return [i for i in images if emulation.is_native(i.target.arch)]
+    emulated_entries = marker.kwargs.get("emulated", "every entry")
+    if emulated_entries not in EMULATED_CHOICES:
+        pytest.fail(f"{metafunc.function.__name__}: every_platform(emulated=...) takes one of "
+                    f"{EMULATED_CHOICES}; got {emulated_entries!r}", pytrace=False)
+    if emulated_entries == "every entry":
+        return images
+    first: dict[str, str] = {}  # platform -> its first entry's key
+    for i in images:
+        first.setdefault(i.target.platform, i.target.key)
+    return [i for i in images
+            if emulation.is_native(i.target.arch) or first[i.target.platform] == i.target.key]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     selected = selected_images(metafunc.config)
-    images = selected
-    if metafunc.definition.get_closest_marker("every_platform") is None:
-        images = [i for i in images if emulation.is_native(i.target.arch)]
+    images = on_marked_platforms(metafunc, selected)
     variants = marked_variants(metafunc)
     for name, wanted in (("image", variants), ("runtime_image", variants & {"runtime"})):
         if name in metafunc.fixturenames:

@@ -304,7 +304,7 @@ def test_webapp_installed_its_pinned_dependency_into_the_root_owned_venv(webapp:
     assert path.startswith("/opt/venv/lib/")
 
 
-@pytest.mark.every_platform
+@pytest.mark.every_platform(emulated="first entry")
 def test_webapp_becomes_healthy_and_answers(webapp_running: Running) -> None:
     health = json.loads(docker("inspect", "--format", "{{json .State.Health}}",
                                webapp_running.name).stdout)
@@ -315,7 +315,7 @@ def test_webapp_becomes_healthy_and_answers(webapp_running: Running) -> None:
     assert (status, body["bottle"]) == (200, "0.13.4")
 
 
-@pytest.mark.every_platform
+@pytest.mark.every_platform(emulated="first entry")
 def test_webapp_token_from_file_secret(webapp_running: Running) -> None:
     url = f"{webapp_running.url}/api/whoami"
     status, body = http_get(url, {"Authorization": f"Bearer {webapp_running.token}"})
@@ -393,7 +393,7 @@ def wheels(runtime_image: Image, built_images: list[str]) -> Built:
     return build_two_stage_example("wheels", runtime_image, built_images)
 
 
-@pytest.mark.every_platform
+@pytest.mark.every_platform(emulated="first entry")
 def test_wheels_image_runs_the_compiled_extension(wheels: Built) -> None:
     result = run(wheels)  # the image's CMD: python -m render
     assert result.returncode == 0, result.stderr

@@ -90,6 +90,7 @@ def test_every_stdlib_extension_module_imports(image: Image) -> None:
     assert result["failed"] == {}
 
 
+@pytest.mark.every_platform(emulated="first entry")
 @pytest.mark.variants("runtime")
 def test_pip_installs_the_platforms_binary_wheel(image: Image) -> None:
     """A downstream `pip install` in the runtime image takes the manylinux wheel built for the
