@@ -13,10 +13,10 @@ from pybase.bench.builds import BuildTimes
 from pybase.bench.refresh import BaseRefresh, Refresh
 from pybase.bench.results import Machine, PlatformSizes, Results, TargetResult
 from pybase.bench.sizes import UPGRADE, ImageSize, Layer, classify, overhead, pair_history
-from pybase.bench.speed import PIE, Contender, Speed, ratios
+from pybase.bench.speed import BOLT, NO_PGO, PIE, Contender, Speed, ratios
 from pybase.bench.startup import BARE, ENTRYPOINT, FILE_SECRETS, Startup
 from pybase.build import images
-from pybase.infra import engine
+from pybase.infra import emulation, engine
 
 # --- statistics -------------------------------------------------------------------------------
 
@@ -282,6 +282,18 @@ def test_report_names_the_shipped_recipe_and_the_measured_fix_for_a_speed_miss()
     text = report.render(results(speed_of(seconds)))
     assert "No build measured in this run does better" in text
     assert f"({PIE}): 1.100x: **met**" in text
+
+
+def test_report_states_what_pgo_is_worth_and_what_bolt_adds() -> None:
+    seconds = {"ours": {"nbody": 1.0, "go": 1.0}, NO_PGO: {"nbody": 1.21, "go": 1.0},
+               BOLT: {"nbody": 0.9, "go": 0.9}, DEBIAN: {"nbody": 1.0, "go": 1.0}}
+    text = report.render(results(speed_of(seconds)))
+    # sqrt(1.21 * 1.0) = 1.1: PGO's worth on this machine, the arm64 trees' missing part.
+    assert f"({NO_PGO} on linux/{emulation.native_arch()}): ours is 1.100x as fast " \
+           "(1.000–1.210)" in text
+    assert f"- {BOLT}: ours is 0.900x as fast (below 1: BOLT is faster)" in text
+    del seconds[NO_PGO], seconds[BOLT]
+    assert "What PGO is worth" not in report.render(results(speed_of(seconds)))
 
 
 def test_every_platform_gets_its_sizes_beside_its_upstream() -> None:
