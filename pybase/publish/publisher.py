@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
 from pybase.build import inventory
 from pybase.core import label, tags
 from pybase.core.matrix import Matrix, Target, Variant
+from pybase.core.steps import Step, default_jobs, run_all
 from pybase.infra import engine, oci, registry
 from pybase.publish import (
     Candidate,
@@ -99,6 +100,9 @@ class Publisher:
     signer: Signer | None = None  # None: unsigned (`publish --unsigned`, tests of other parts)
     # The platforms every tag must serve; empty: versions.yaml's.
     platforms: Sequence[str] = ()
+    # Groups published at the same time: each writes only its own tags, and most of a push is
+    # waiting on the engine's compression and the registry.
+    jobs: int = field(default_factory=default_jobs)
 
     @property
     def repository(self) -> registry.Repository:
@@ -112,14 +116,22 @@ class Publisher:
         inspected = preflight(candidates, self.platforms or self.matrix.platforms, test_records,
                               audit_records)
         promoter = self._promoter()
-        outcomes: list[Outcome] = []
+        finished: dict[str, Outcome] = {}
+
+        def step(group: Group) -> Step[Outcome]:
+            return Step(group.first.ref, lambda: self._one(promoter, group, inspected,
+                                                           (test_records, audit_records)))
+
+        steps = [step(group) for group in groups(candidates)]
         try:
-            for group in groups(candidates):
-                outcomes.append(self._one(promoter, group, inspected,
-                                          (test_records, audit_records)))
+            # On a failure no further group starts; the running ones finish (each is whole).
+            run_all(steps, jobs=self.jobs,
+                    done=lambda step, outcome: finished.__setitem__(step.name, outcome))
         finally:
-            records.write_record(self.record_dir, self.repository, outcomes)
-        return outcomes
+            # In the groups' order, whichever finished first.
+            records.write_record(self.record_dir, self.repository,
+                                 [finished[s.name] for s in steps if s.name in finished])
+        return [finished[s.name] for s in steps]
 
     def _one(self, promoter: Promoter, group: Group, inspected: dict[str, engine.ImageInspect],
              gate_records: tuple[Path, Path]) -> Outcome:
