@@ -189,8 +189,8 @@ RUN --mount=type=bind,source=Python.tar.xz,target=/usr/src/Python.tar.xz \
     fi; \
     make install; \
     if [ "${PYTHON_BOLT}" = 1 ]; then \
-        find /usr/local -type f \( -name 'python3.*[0-9]' -o -name '*.so*' \) \
-            -exec strip --strip-all '{}' +; \
+        strip --strip-all /usr/local/bin/python3.*[0-9]; \
+        find /usr/local/lib -type f -name '*.so*' -exec strip --strip-all '{}' +; \
     fi
 
 # Not needed to run Python, and tens of MB: the test suites (idle_test too:
