@@ -100,10 +100,10 @@ def _speed_lines(results: Results) -> list[str]:
         shipped = speed.ratios[PIE]
         lines.append(f"- Ahead of the recipe shipped until now ({PIE}): {shipped.mean:.3f}x: "
                      + ("**met**" if shipped.mean > 1.0 else "**missed**"))
-    if NO_PGO in speed.ratios:
+    if (pgo := speed.ratios.get(NO_PGO)) is not None:
         lines.append(f"- What PGO is worth, so what the cross-compiled arm64 trees lack ({NO_PGO}"
-                     f" on linux/{emulation.native_arch()}): ours is {speed.ratios[NO_PGO].mean:.3f}x "
-                     f"as fast ({speed.ratios[NO_PGO].low:.3f}–{speed.ratios[NO_PGO].high:.3f})")
+                     f" on linux/{emulation.native_arch()}): ours is {pgo.mean:.3f}x as fast "
+                     f"({pgo.low:.3f}–{pgo.high:.3f})")
     if BOLT in speed.ratios:
         lines.append(f"- {BOLT}: ours is {speed.ratios[BOLT].mean:.3f}x as fast "
                      "(below 1: BOLT is faster)")

@@ -125,13 +125,12 @@ class Publisher:
         steps = [step(group) for group in groups(candidates)]
         try:
             # On a failure no further group starts; the running ones finish (each is whole).
-            run_all(steps, jobs=self.jobs,
-                    done=lambda step, outcome: finished.__setitem__(step.name, outcome))
+            return run_all(steps, jobs=self.jobs,
+                           done=lambda step, outcome: finished.__setitem__(step.name, outcome))
         finally:
-            # In the groups' order, whichever finished first.
+            # What finished, in the groups' order (also when one failed).
             records.write_record(self.record_dir, self.repository,
                                  [finished[s.name] for s in steps if s.name in finished])
-        return [finished[s.name] for s in steps]
 
     def _one(self, promoter: Promoter, group: Group, inspected: dict[str, engine.ImageInspect],
              gate_records: tuple[Path, Path]) -> Outcome:
