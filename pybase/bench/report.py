@@ -6,9 +6,9 @@ from __future__ import annotations
 from pybase.bench import pyperformance
 from pybase.bench.results import RUNTIME, Results, TargetResult
 from pybase.bench.sizes import UPGRADE
-from pybase.bench.speed import BOLT, NO_PGO, PIE, ratios
+from pybase.bench.speed import AGAIN, NO_PGO, PIE, VARIANTS, Speed, ratios
 from pybase.bench.startup import BARE, ENTRYPOINT, FILE_SECRETS
-from pybase.bench.stats import Summary
+from pybase.bench.stats import RatioSpread, Summary, noise_band
 from pybase.infra import emulation
 
 # The targets (issue 21). Sizes in bytes; MB = 10**6 bytes.
@@ -82,12 +82,31 @@ def _startup_lines(t: TargetResult) -> list[str]:
     return lines
 
 
+def _noise(speed: Speed) -> float | None:
+    """This run's noise band for a geometric mean (stats.noise_band), from ours against itself;
+    None when the run had no such contender (or too few benchmarks)."""
+    if AGAIN not in speed.seconds or len(speed.seconds[AGAIN]) < 2:
+        return None
+    ours = speed.contenders[0].label
+    return noise_band([speed.seconds[AGAIN][w] / speed.seconds[ours][w]
+                       for w in speed.seconds[ours]])
+
+
+def _resolved(spread: RatioSpread, band: float | None) -> str:
+    if band is None:
+        return "no noise measured in this run"
+    if abs(spread.mean - 1) <= band:
+        return f"within this run's noise (±{band:.1%})"
+    return f"beyond this run's noise (±{band:.1%})"
+
+
 def _speed_lines(results: Results) -> list[str]:
     speed = results.speed
     if speed is None:
         return ["- Interpreter speed: not measured in this run (`nox -s bench -- --speed`)."]
     debian = next(c.label for c in speed.contenders if c.label.startswith(DEBIAN))
     spread, core = speed.ratios[debian], speed.core_ratios[debian]
+    band = _noise(speed)
     lines = [
         f"- Interpreter speed ≥ {SPEED_TARGET:.2f}x Debian's ({len(speed.seconds[debian])} "
         f"benchmarks, geometric mean): {spread.mean:.3f}: "
@@ -96,17 +115,25 @@ def _speed_lines(results: Results) -> list[str]:
         f"- No benchmark below {SPEED_FLOOR:.2f}x Debian's: lowest {spread.low:.3f}: "
         + ("**met**" if spread.low >= SPEED_FLOOR else "**missed**"),
     ]
+    if band is not None:
+        same = speed.ratios[AGAIN]
+        lines.append(f"- This run's noise: ours against itself (the same image as another "
+                     f"contender) {same.mean:.3f}, {same.low:.3f}–{same.high:.3f} per "
+                     f"benchmark, so a geometric mean within ±{band:.1%} of 1 is not resolved")
     if PIE in speed.ratios:
         shipped = speed.ratios[PIE]
         lines.append(f"- Ahead of the recipe shipped until now ({PIE}): {shipped.mean:.3f}x: "
-                     + ("**met**" if shipped.mean > 1.0 else "**missed**"))
+                     + ("**met**" if shipped.mean > 1.0 else "**missed**")
+                     + f", {_resolved(shipped, band)}")
     if (pgo := speed.ratios.get(NO_PGO)) is not None:
         lines.append(f"- What PGO is worth, so what the cross-compiled arm64 trees lack ({NO_PGO}"
                      f" on linux/{emulation.native_arch()}): ours is {pgo.mean:.3f}x as fast "
-                     f"({pgo.low:.3f}–{pgo.high:.3f})")
-    if BOLT in speed.ratios:
-        lines.append(f"- {BOLT}: ours is {speed.ratios[BOLT].mean:.3f}x as fast "
-                     "(below 1: BOLT is faster)")
+                     f"({pgo.low:.3f}–{pgo.high:.3f}), {_resolved(pgo, band)}")
+    for label in (label for label, _, _, _ in VARIANTS if label not in (PIE, NO_PGO)):
+        if (lever := speed.ratios.get(label)) is not None:
+            lines.append(f"- Lever {label}: ours is {lever.mean:.3f}x as fast ({lever.low:.3f}–"
+                         f"{lever.high:.3f}; below 1: the lever is faster), "
+                         + _resolved(lever, band))
     if spread.mean < SPEED_TARGET:
         lines.append(f"  - {_speed_fix(results, debian)}")
     return lines
@@ -147,7 +174,7 @@ def _speed_fix(results: Results, debian: str) -> str:
         return ""
     ours = speed.contenders[0].label
     against_debian = {label: ratios(speed.seconds, label)[debian].mean for label in speed.seconds
-                      if label not in (ours, debian)}
+                      if label not in (ours, AGAIN, debian)}
     better = [(label, value) for label, value in against_debian.items()
               if value > speed.ratios[debian].mean]
     if not better:

@@ -29,6 +29,18 @@ def geometric_mean(values: Sequence[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
+def noise_band(same: Sequence[float], z: float = 1.96) -> float:
+    """How far a geometric mean of ratios strays by chance alone in one run, from the ratios of
+    one build against itself (an A/A comparison): z standard errors of the mean log-ratio, as a
+    fraction (0.02: a geometric mean between 0.98 and 1.02 cannot be told from 1). It assumes
+    the benchmarks' noise is independent, which alternating the contenders makes closer to true.
+    """
+    if len(same) < 2 or any(r <= 0 for r in same):
+        raise ValueError("a noise band needs two or more positive ratios")
+    logs = [math.log(r) for r in same]
+    return math.exp(z * statistics.stdev(logs) / math.sqrt(len(logs))) - 1
+
+
 @dataclass(frozen=True)
 class Summary:
     """Median and p95 of repeated timings, in seconds."""

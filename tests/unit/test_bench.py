@@ -13,7 +13,7 @@ from pybase.bench.builds import BuildTimes
 from pybase.bench.refresh import BaseRefresh, Refresh
 from pybase.bench.results import Machine, PlatformSizes, Results, TargetResult
 from pybase.bench.sizes import UPGRADE, ImageSize, Layer, classify, overhead, pair_history
-from pybase.bench.speed import BOLT, NO_PGO, PIE, Contender, Speed, ratios
+from pybase.bench.speed import AGAIN, BOLT, NO_PGO, PIE, Contender, Speed, ratios
 from pybase.bench.startup import BARE, ENTRYPOINT, FILE_SECRETS, Startup
 from pybase.build import images
 from pybase.infra import emulation, engine
@@ -291,9 +291,39 @@ def test_report_states_what_pgo_is_worth_and_what_bolt_adds() -> None:
     # sqrt(1.21 * 1.0) = 1.1: PGO's worth on this machine, the arm64 trees' missing part.
     assert f"({NO_PGO} on linux/{emulation.native_arch()}): ours is 1.100x as fast " \
            "(1.000–1.210)" in text
-    assert f"- {BOLT}: ours is 0.900x as fast (below 1: BOLT is faster)" in text
+    assert (f"- Lever {BOLT}: ours is 0.900x as fast (0.900–0.900; below 1: the lever is "
+            "faster), no noise measured in this run") in text
     del seconds[NO_PGO], seconds[BOLT]
     assert "What PGO is worth" not in report.render(results(speed_of(seconds)))
+
+
+def test_noise_band_is_the_standard_error_of_the_mean_log_ratio() -> None:
+    assert stats.noise_band([1.0, 1.0, 1.0]) == 0.0
+    # log-ratios +-0.1: stdev 0.11547 over 4 -> 0.05774 standard error, times 1.96.
+    spread = [math.exp(0.1), math.exp(-0.1)] * 2
+    assert stats.noise_band(spread) == pytest.approx(math.exp(1.96 * 0.1 / math.sqrt(3)) - 1)
+    # The same spread over four times as many benchmarks halves the band (roughly).
+    assert stats.noise_band(spread * 4) < stats.noise_band(spread) / 1.9
+    with pytest.raises(ValueError, match="two or more positive"):
+        stats.noise_band([1.0])
+
+
+def test_report_holds_each_lever_against_the_runs_own_noise() -> None:
+    # Ours against itself: +-2 % on alternate benchmarks, so a band of ~2.3 % over four.
+    seconds = {"ours": {"nbody": 1.0, "go": 1.0, "float": 1.0, "chaos": 1.0},
+               AGAIN: {"nbody": 1.02, "go": 0.98, "float": 1.02, "chaos": 0.98},
+               BOLT: {"nbody": 0.99, "go": 0.99, "float": 0.99, "chaos": 0.99},
+               NO_PGO: {"nbody": 1.2, "go": 1.2, "float": 1.2, "chaos": 1.2},
+               DEBIAN: {"nbody": 1.0, "go": 1.0, "float": 1.0, "chaos": 1.0}}
+    text = report.render(results(speed_of(seconds)))
+    band = stats.noise_band([1.02, 0.98, 1.02, 0.98])
+    assert (f"- This run's noise: ours against itself (the same image as another contender) "
+            f"1.000, 0.980–1.020 per benchmark, so a geometric mean within ±{band:.1%} of 1 is "
+            "not resolved") in text
+    assert f"below 1: the lever is faster), within this run's noise (±{band:.1%})" in text
+    assert f"(1.200–1.200), beyond this run's noise (±{band:.1%})" in text
+    # Ours against itself is noise, never a build that closes the gap.
+    assert "ours again" not in text.partition("Measured in this run")[2].partition("\n")[0]
 
 
 def test_every_platform_gets_its_sizes_beside_its_upstream() -> None:
