@@ -36,6 +36,7 @@ from support import (
     default_runtime_image,
     docker,
     emulated,
+    on_platforms,
     selected_images,
     write_apt_repository,
 )
@@ -62,25 +63,15 @@ def marked_variants(metafunc: pytest.Metafunc) -> set[str]:
     return set(marker.args)
 
 
-EMULATED_CHOICES = ("every entry", "first entry")
-
-
 def on_marked_platforms(metafunc: pytest.Metafunc, images: list[Image]) -> list[Image]:
     """The images the test's `every_platform` marker lets it run on (see the module doc)."""
     marker = metafunc.definition.get_closest_marker("every_platform")
     if marker is None:
-        return [i for i in images if emulation.is_native(i.target.arch)]
-    emulated_entries = marker.kwargs.get("emulated", "every entry")
-    if emulated_entries not in EMULATED_CHOICES:
-        pytest.fail(f"{metafunc.function.__name__}: every_platform(emulated=...) takes one of "
-                    f"{EMULATED_CHOICES}; got {emulated_entries!r}", pytrace=False)
-    if emulated_entries == "every entry":
-        return images
-    first: dict[str, str] = {}  # platform -> its first entry's key
-    for i in images:
-        first.setdefault(i.target.platform, i.target.key)
-    return [i for i in images
-            if emulation.is_native(i.target.arch) or first[i.target.platform] == i.target.key]
+        return on_platforms(images, None)
+    try:
+        return on_platforms(images, marker.kwargs.get("emulated", "every entry"))
+    except ValueError as error:
+        pytest.fail(f"{metafunc.function.__name__}: {error}", pytrace=False)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

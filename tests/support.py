@@ -89,6 +89,27 @@ def selected_images(config: pytest.Config) -> list[Image]:
     ]
 
 
+EMULATED_CHOICES = ("every entry", "first entry")
+
+
+def on_platforms(images: list[Image], emulated_entries: str | None) -> list[Image]:
+    """The images a test runs on, by its `every_platform` marker: None (no marker) keeps the
+    engine's own platform; "every entry" keeps every image; "first entry" keeps the engine's
+    own platform and, of each emulated platform, its first entry in versions.yaml."""
+    if emulated_entries is None:
+        return [i for i in images if emulation.is_native(i.target.arch)]
+    if emulated_entries not in EMULATED_CHOICES:
+        raise ValueError(f"every_platform(emulated=...) takes one of {EMULATED_CHOICES}; "
+                         f"got {emulated_entries!r}")
+    if emulated_entries == "every entry":
+        return images
+    first: dict[str, str] = {}  # platform -> its first entry's key
+    for i in images:
+        first.setdefault(i.target.platform, i.target.key)
+    return [i for i in images
+            if emulation.is_native(i.target.arch) or first[i.target.platform] == i.target.key]
+
+
 @contextlib.contextmanager
 def detached(*run_args: str) -> Iterator[str]:
     """`docker run -d` with the given arguments; the container is removed however the test ends."""
