@@ -32,7 +32,7 @@ def test_first_entry_keeps_each_emulated_platforms_first_entry_in_versions_yaml(
     chosen = on_platforms(IMAGES, "first entry")
     assert [i for i in chosen if i in NATIVE] == NATIVE
     kept = [i for i in chosen if i in EMULATED]
-    first = {}
+    first: dict[str, str] = {}
     for target in MATRIX.targets(include_all=True):
         first.setdefault(target.platform, target.key)
     assert kept == [i for i in EMULATED if first[i.target.platform] == i.target.key]
