@@ -27,12 +27,12 @@ class Startup:
     container_upstream: Summary
 
 
-def _probe(ref: str, runs: int) -> dict[str, Summary]:
+def _probe(ref: str, runs: int) -> dict[str, list[float]]:
     # --entrypoint: the probe itself must not run through the entrypoint it measures.
     result = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "python3", ref,
                            "-c", PROBE.read_text(encoding="utf-8"), str(runs), capture=True)
     samples: dict[str, list[float]] = json.loads(result.stdout)
-    return {name: Summary.of(values) for name, values in samples.items()}
+    return samples
 
 
 def _container_runs(refs: tuple[str, str], runs: int) -> tuple[Summary, Summary]:
@@ -46,8 +46,20 @@ def _container_runs(refs: tuple[str, str], runs: int) -> tuple[Summary, Summary]
     return Summary.of(samples[0]), Summary.of(samples[1])
 
 
-def measure(ref: str, upstream: str, runs: int = 41, container_runs: int = 7) -> Startup:
-    ours = _probe(ref, runs)
-    theirs = _probe(upstream, runs)[BARE]
+def measure(ref: str, upstream: str, rounds: int = 4, runs: int = 11,
+            container_runs: int = 7) -> Startup:
+    """Ours and upstream take turns, `rounds` containers each with `runs` starts per case, so
+    a busy spell on the machine falls on both rather than on whichever ran then."""
+    ours: dict[str, list[float]] = {}
+    theirs: list[float] = []
+    for round_ in range(rounds):
+        for image in (ref, upstream) if round_ % 2 == 0 else (upstream, ref):
+            found = _probe(image, runs)
+            if image == upstream:
+                theirs += found[BARE]
+            else:
+                for case, values in found.items():
+                    ours.setdefault(case, []).extend(values)
     container_ours, container_upstream = _container_runs((ref, upstream), container_runs)
-    return Startup(ours, theirs, container_ours, container_upstream)
+    return Startup({case: Summary.of(values) for case, values in ours.items()},
+                   Summary.of(theirs), container_ours, container_upstream)
