@@ -214,3 +214,14 @@ def test_cli_usage_and_missing_command() -> None:
     proc = _cli(["/nonexistent/cmd"], {})
     assert proc.returncode == 127
     assert "cannot run /nonexistent/cmd" in proc.stderr
+
+
+def test_importing_it_loads_nothing_a_start_has_not_loaded_already() -> None:
+    # `python -m file_secrets` runs before every app that uses it: any module it imports at
+    # run time (collections for its annotations' names was ~1.2 ms) is paid on each start.
+    # What a start has loaded is what `site` leaves in sys.modules (os, stat, ...).
+    probe = ("import sys; before = set(sys.modules); sys.path.insert(0, sys.argv[1]); "
+             "import file_secrets; print(' '.join(sorted(set(sys.modules) - before)))")
+    result = subprocess.run([sys.executable, "-I", "-c", probe, str(FILES)],
+                            capture_output=True, text=True, check=True)
+    assert set(result.stdout.split()) <= {"file_secrets", "__future__"}, result.stdout
