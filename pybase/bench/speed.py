@@ -41,11 +41,11 @@ PIE = "PIE executable (the recipe until 2026-12)"
 # name (`-i`): regrtest's `-x` sees test_asyncio as one file, not its split parts.
 PGO_EXTENDED = ("-m test --pgo-extended -j2 --timeout=$(TESTTIMEOUT) "
                 "-i test_create_connection_service_name -x test_socket test_external_inspection")
-# LTO alone is what the cross-compiled arm64 trees get (no PGO under emulation): built natively
-# here, it measures what the missing PGO costs them, on this machine's architecture.
 # The same image as a second contender: its ratio to ours is this run's noise alone (an A/A
 # comparison), the yardstick the report holds every other ratio against.
 AGAIN = "ours again (the same image: this run's noise)"
+# LTO alone is what the cross-compiled arm64 trees get (no PGO under emulation): built natively
+# here, it measures what the missing PGO costs them, on this machine's architecture.
 NO_PGO = "LTO without PGO (as the cross-compiled arm64 trees)"
 BOLT = "BOLT after PGO+LTO"
 VARIANTS = (
