@@ -66,10 +66,9 @@ def marked_variants(metafunc: pytest.Metafunc) -> set[str]:
 def on_marked_platforms(metafunc: pytest.Metafunc, images: list[Image]) -> list[Image]:
     """The images the test's `every_platform` marker lets it run on (see the module doc)."""
     marker = metafunc.definition.get_closest_marker("every_platform")
-    if marker is None:
-        return on_platforms(images, None)
     try:
-        return on_platforms(images, marker.kwargs.get("emulated", "every entry"))
+        return on_platforms(images, None if marker is None
+                            else marker.kwargs.get("emulated", "every entry"))
     except ValueError as error:
         pytest.fail(f"{metafunc.function.__name__}: {error}", pytrace=False)
 

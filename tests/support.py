@@ -89,6 +89,14 @@ def selected_images(config: pytest.Config) -> list[Image]:
     ]
 
 
+def pyc_written(ref: str, commands: str) -> str:
+    """The .pyc files that `commands` (sh) write in a container of `ref` run as root with
+    nothing read-only, one path a line: empty when every module they import was compiled."""
+    script = f"touch /tmp/mark; {commands}; find / -xdev -name '*.pyc' -newer /tmp/mark -print"
+    return docker("run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "sh",
+                  ref, "-c", script).stdout.strip()
+
+
 EMULATED_CHOICES = ("every entry", "first entry")
 
 
